@@ -1,0 +1,58 @@
+r"""Data sets: binarized digits (embedded default) and MNIST from IDX files."""
+
+from __future__ import annotations
+
+import os
+
+from .binarization import binarize_stochastic, binarize_threshold
+from .digits import load_binarized_digits, load_digits_intensities
+from .mnist import (
+    MNIST_DIR_VARIABLE,
+    DataFileError,
+    download_mnist,
+    load_binarized_mnist,
+    load_mnist,
+    read_idx,
+)
+from .splits import DataSplits
+
+#: Names accepted by :func:`load_binary_dataset` (and ``pyro-ar --data``).
+DATASETS = ("digits", "mnist")
+
+
+def load_binary_dataset(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    binarization: str = "stochastic",
+    seed: int = 0,
+) -> DataSplits:
+    """Loads a binary image data set by name.
+
+    Arguments:
+        name: ``"digits"`` (embedded; ignores the other arguments) or ``"mnist"``.
+        data_dir: MNIST's directory (default ``$PYRO_AR_MNIST_DIR``).
+        binarization: MNIST's binarization, ``"stochastic"`` or ``"threshold"``.
+        seed: Seed of the stochastic binarization.
+    """
+    if name == "digits":
+        return load_binarized_digits()
+    if name == "mnist":
+        return load_binarized_mnist(data_dir, binarization=binarization, seed=seed)
+    raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+__all__ = [
+    "DATASETS",
+    "MNIST_DIR_VARIABLE",
+    "DataFileError",
+    "DataSplits",
+    "binarize_stochastic",
+    "binarize_threshold",
+    "download_mnist",
+    "load_binarized_digits",
+    "load_binarized_mnist",
+    "load_binary_dataset",
+    "load_digits_intensities",
+    "load_mnist",
+    "read_idx",
+]

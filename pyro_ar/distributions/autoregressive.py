@@ -1,0 +1,362 @@
+r"""The contract shared by fully-visible autoregressive distributions over binary vectors.
+
+A fully-visible autoregressive model factorizes a distribution over :math:`x \in \{0, 1\}^D`
+along an ordering :math:`\pi` (a permutation of the :math:`D` dimensions) as
+
+.. math:: p(x) = \prod_{k=1}^{D} p(x_{\pi_k} \mid x_{\pi_1}, \ldots, x_{\pi_{k-1}}),
+   \qquad p(x_{\pi_k} = 1 \mid x_{\pi_{<k}}) = \sigma(\ell_{\pi_k}(x_{\pi_{<k}})).
+
+Subclasses supply the conditional logits :math:`\ell` in two forms: all :math:`D` at once for a
+given :math:`x` (one parallel pass, used by :meth:`log_prob`), and one at a time from a running
+state (used by the ancestral sampler, so that generating a sample never recomputes the past).
+
+References:
+    | Connectionist learning of belief networks (Neal, 1992)
+    | The Neural Autoregressive Distribution Estimator (Larochelle & Murray, 2011)
+    | https://proceedings.mlr.press/v15/larochelle11a.html
+"""
+
+from __future__ import annotations
+
+__all__ = ["BinaryAutoregressive", "check_ordering", "shared_across_batch"]
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pyro.distributions import TorchDistribution
+from torch import Tensor
+from torch.distributions import constraints
+
+
+def check_ordering(
+    ordering: Tensor | Sequence[int] | None, num_dims: int, device: torch.device | str | None = None
+) -> Tensor:
+    """``ordering`` as a ``long`` tensor (natural order if ``None``), checked to be a
+    permutation of ``range(num_dims)``."""
+    if ordering is None:
+        return torch.arange(num_dims, device=device)
+    ordering = torch.as_tensor(ordering, device=device)
+    if ordering.dtype not in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8):
+        raise ValueError(f"ordering must hold integer indices, got dtype {ordering.dtype}")
+    ordering = ordering.long()
+    if ordering.shape != (num_dims,):
+        raise ValueError(
+            f"ordering must be a permutation of range({num_dims}) with shape ({num_dims},), "
+            f"got shape {tuple(ordering.shape)}"
+        )
+    if not torch.equal(ordering.sort().values, torch.arange(num_dims, device=device)):
+        raise ValueError(f"ordering must be a permutation of range({num_dims}), got {ordering}")
+    return ordering
+
+
+def shared_across_batch(tensor: Tensor, event_dim: int) -> Tensor | None:
+    """Returns ``tensor`` without its batch dimensions if every batch element is the same view.
+
+    Parameters broadcast over batch dimensions (size 1, or expanded with stride 0) carry no
+    per-element information; dropping those dimensions lets a model use one large matrix
+    product instead of a batched one. Returns ``None`` when the batch elements really differ.
+    """
+    batch_dims = tensor.dim() - event_dim
+    for size, stride in zip(tensor.shape[:batch_dims], tensor.stride()[:batch_dims]):
+        if size != 1 and stride != 0:
+            return None
+    return tensor[(0,) * batch_dims] if batch_dims else tensor
+
+
+class BinaryAutoregressive(TorchDistribution):
+    r"""Base class of fully-visible autoregressive distributions over :math:`\{0, 1\}^D`.
+
+    Subclasses implement
+
+    * :meth:`_ordered_logits`: all conditional logits for inputs already permuted into the
+      model's ordering, in one pass (no Python loop over :math:`D`);
+    * :meth:`_sampling_start`, :meth:`_sampling_logit`, :meth:`_sampling_advance`: a running
+      state from which the logit of the :math:`k`-th dimension in the ordering is read, and
+      which absorbs the value drawn for it;
+    * :meth:`expand`.
+
+    Values may be ``bool``, integer or floating tensors of shape ``(..., D)``;
+    :meth:`log_prob` returns shape ``broadcast(value.shape[:-1], batch_shape)``.
+
+    Arguments:
+        num_dims: The number :math:`D` of binary dimensions.
+        batch_shape: The batch shape of the parameters.
+        ordering: A permutation :math:`\pi` of ``range(D)``: ``ordering[k]`` is the dimension
+            generated at step :math:`k`. Defaults to the natural order.
+        device: The parameters' device.
+        validate_args: Whether to validate parameters and values.
+    """
+
+    support = constraints.independent(constraints.boolean, 1)
+    has_enumerate_support = False
+    #: The largest :math:`D` for which :meth:`enumerate_support` is allowed (:math:`2^D` rows).
+    max_enumerate_dims = 20
+
+    def __init__(
+        self,
+        num_dims: int,
+        batch_shape: torch.Size,
+        ordering: Tensor | Sequence[int] | None = None,
+        device: torch.device | None = None,
+        validate_args: bool | None = None,
+    ) -> None:
+        self._set_ordering(check_ordering(ordering, num_dims, device))
+        super().__init__(torch.Size(batch_shape), torch.Size([num_dims]), validate_args)
+
+    def _set_ordering(self, ordering: Tensor) -> None:
+        self.ordering = ordering
+        #: ``rank[d]`` is the step at which dimension ``d`` is generated.
+        self.rank = torch.argsort(ordering)
+        self._natural_order = bool(
+            torch.equal(ordering, torch.arange(len(ordering), device=ordering.device))
+        )
+
+    def _copy_base_into(self, new: BinaryAutoregressive, batch_shape: torch.Size) -> None:
+        """Completes :meth:`expand` in subclasses: copies the ordering and sets the shapes."""
+        new.ordering, new.rank, new._natural_order = self.ordering, self.rank, self._natural_order
+        super(BinaryAutoregressive, new).__init__(
+            torch.Size(batch_shape), self.event_shape, validate_args=False
+        )
+        new._validate_args = self._validate_args
+
+    # ------------------------------------------------------------------ for subclasses
+
+    @property
+    def num_dims(self) -> int:
+        """The number :math:`D` of binary dimensions."""
+        return self.event_shape[0]
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        raise NotImplementedError
+
+    @property
+    def _device(self) -> torch.device:
+        return self.ordering.device
+
+    def _ordered_logits(self, ordered_value: Tensor) -> Tensor:
+        """All :math:`D` conditional logits, for inputs and outputs in the model's ordering.
+
+        ``ordered_value`` has shape ``broadcast(value.shape[:-1], batch_shape) + (D,)``.
+        """
+        raise NotImplementedError
+
+    def _ordered_log_prob(self, ordered_value: Tensor) -> Tensor:
+        """Log-probability of values already permuted into the ordering (override for speed)."""
+        logits = self._ordered_logits(ordered_value)
+        return -F.binary_cross_entropy_with_logits(logits, ordered_value, reduction="none").sum(-1)
+
+    def _sampling_start(self, shape: torch.Size) -> Any:
+        """A running state for ``shape`` (sample and batch dims) parallel sampling chains."""
+        raise NotImplementedError
+
+    def _sampling_logit(self, state: Any, step: int) -> Tensor:
+        """The logit of dimension ``ordering[step]``, shape ``shape``."""
+        raise NotImplementedError
+
+    def _sampling_advance(self, state: Any, step: int, value: Tensor) -> None:
+        """Absorbs the value (shape ``shape``, 0.0 or 1.0) drawn for ``ordering[step]``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ validation
+
+    def _validate_sample(self, value: Tensor) -> None:
+        name = type(self).__name__
+        if not isinstance(value, Tensor):
+            raise ValueError(f"{name} expects a tensor value, got {type(value).__name__}")
+        if value.dim() < 1 or value.shape[-1] != self.num_dims:
+            raise ValueError(
+                f"{name} is over D={self.num_dims} binary dimensions, so a value must have shape "
+                f"(..., {self.num_dims}); got shape {tuple(value.shape)}"
+            )
+        try:
+            torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
+        except RuntimeError:
+            raise ValueError(
+                f"{name}: value batch shape {tuple(value.shape[:-1])} does not broadcast with "
+                f"the distribution's batch_shape {tuple(self.batch_shape)}"
+            ) from None
+        self._check_binary(value)
+
+    def _check_binary(self, value: Tensor) -> None:
+        name = type(self).__name__
+        if value.is_floating_point() and torch.isnan(value).any():
+            raise ValueError(f"{name}: value contains NaN; values must be 0 or 1")
+        invalid = (value != 0) & (value != 1)
+        if invalid.any():
+            example = value[invalid].flatten()[0].item()
+            raise ValueError(
+                f"{name} is a distribution over binary vectors: values must be 0 or 1, found "
+                f"{example!r} ({int(invalid.sum())} invalid entries)"
+            )
+
+    def _prepare(self, value: Tensor) -> Tensor:
+        """Validates, casts to the parameters' dtype, and expands ``value`` to the batch shape."""
+        if self._validate_args:
+            self._validate_sample(value)
+        value = value.to(dtype=self._dtype, device=self._device)
+        shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
+        return value.expand(shape + self.event_shape)
+
+    def _to_ordering(self, value: Tensor) -> Tensor:
+        return value if self._natural_order else value[..., self.ordering]
+
+    def _from_ordering(self, ordered: Tensor) -> Tensor:
+        return ordered if self._natural_order else ordered[..., self.rank]
+
+    # ------------------------------------------------------------------ public API
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        r"""Exact log-probability :math:`\log p(x) = \sum_d x_d \ell_d - \log(1 + e^{\ell_d})`.
+
+        All :math:`D` conditionals are evaluated in one parallel pass.
+
+        Arguments:
+            value: Binary values, shape ``(..., D)``; ``bool``, integer or floating.
+
+        Returns:
+            Shape ``broadcast(value.shape[:-1], batch_shape)``.
+        """
+        value = self._prepare(value)
+        return self._ordered_log_prob(self._to_ordering(value))
+
+    def conditional_logits(self, value: Tensor) -> Tensor:
+        r"""All :math:`D` conditional logits :math:`\ell_d = \operatorname{logit}
+        p(x_d = 1 \mid x_{<d})` for a given :math:`x`, where :math:`<d` means earlier in the
+        model's ordering.
+
+        Entry :math:`d` depends only on the dimensions generated before :math:`d`, so this is
+        the building block of completion and inpainting.
+
+        Arguments:
+            value: Binary values, shape ``(..., D)``.
+
+        Returns:
+            Logits indexed by dimension (not by step), shape
+            ``broadcast(value.shape[:-1], batch_shape) + (D,)``.
+        """
+        value = self._prepare(value)
+        return self._from_ordering(self._ordered_logits(self._to_ordering(value)))
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        """Ancestral sampling, one dimension at a time for the whole batch at once.
+
+        Arguments:
+            sample_shape: The leading shape of the samples.
+
+        Returns:
+            Values 0.0/1.0 in the parameters' dtype and device, shape
+            ``sample_shape + batch_shape + (D,)``.
+        """
+        shape = torch.Size(sample_shape) + self.batch_shape
+        with torch.no_grad():
+            return self._ancestral(shape)[0]
+
+    def sample_conditional(
+        self,
+        observed: Tensor,
+        mask: Tensor,
+        sample_shape: torch.Size = torch.Size(),
+        return_log_weights: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        r"""Samples the dimensions where ``mask`` is false and keeps the observed ones fixed.
+
+        Dimensions are visited in the model's ordering: an observed dimension takes its given
+        value, a missing one is drawn from :math:`p(x_d \mid x_{<d})` given everything before it.
+
+        What is exact: when the observed dimensions form a prefix of the ordering (for the
+        natural order on images, e.g. the top rows), the result is an exact sample from
+        :math:`p(x_\text{missing} \mid x_\text{observed})`. For any other pattern the draw
+        ignores the evidence of observed dimensions that come *after* a missing one, so it is
+        a sample from the proposal :math:`q(x_m) = \prod_{d \in m} p(x_d \mid x_{<d})`, not
+        from the true conditional. ``return_log_weights=True`` returns the importance log-weights
+        :math:`\log w = \sum_{d \in o} \log p(x_d \mid x_{<d})`, which make self-normalized
+        importance resampling over many draws consistent for the true conditional.
+
+        Arguments:
+            observed: Values, shape ``(..., D)``; entries where ``mask`` is false are ignored
+                (they may be NaN).
+            mask: Boolean, shape ``(..., D)``; true where the value is observed.
+            sample_shape: Leading shape of independent completions.
+            return_log_weights: Also return the importance log-weights.
+
+        Returns:
+            Samples of shape ``sample_shape + broadcast(batch_shape, observed.shape[:-1],
+            mask.shape[:-1]) + (D,)``, and the log-weights of that shape without ``D``.
+        """
+        name = type(self).__name__
+        mask = torch.as_tensor(mask, device=self._device)
+        if mask.dtype != torch.bool:
+            raise ValueError(f"{name}.sample_conditional: mask must be boolean, got {mask.dtype}")
+        for label, tensor in (("observed", observed), ("mask", mask)):
+            if tensor.dim() < 1 or tensor.shape[-1] != self.num_dims:
+                raise ValueError(
+                    f"{name}.sample_conditional: {label} must have shape (..., {self.num_dims}), "
+                    f"got {tuple(tensor.shape)}"
+                )
+        observed = observed.to(device=self._device)
+        observed = torch.where(mask, observed, torch.zeros_like(observed))
+        if self._validate_args:
+            self._check_binary(observed)
+        observed = observed.to(self._dtype)
+        batch = torch.broadcast_shapes(self.batch_shape, observed.shape[:-1], mask.shape[:-1])
+        shape = torch.Size(sample_shape) + batch
+        with torch.no_grad():
+            samples, log_weights = self._ancestral(
+                shape,
+                self._to_ordering(observed.expand(shape + self.event_shape)),
+                self._to_ordering(mask.expand(shape + self.event_shape)),
+            )
+        return (samples, log_weights) if return_log_weights else samples
+
+    def _ancestral(
+        self,
+        shape: torch.Size,
+        ordered_observed: Tensor | None = None,
+        ordered_mask: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        # Drawing x = [logit + logistic noise > 0] is exact Bernoulli(sigmoid(logit)) sampling
+        # and costs one comparison per step instead of a sigmoid and a uniform draw.
+        uniform = torch.rand(shape + self.event_shape, device=self._device, dtype=self._dtype)
+        noise = uniform.log() - torch.log1p(-uniform)
+        log_weights = torch.zeros(shape, device=self._device, dtype=self._dtype)
+        state = self._sampling_start(shape)
+        columns = []
+        for step in range(self.num_dims):
+            logit = self._sampling_logit(state, step)
+            column = (logit + noise[..., step] > 0).to(self._dtype)
+            if ordered_mask is not None:
+                given = ordered_observed[..., step]
+                is_given = ordered_mask[..., step]
+                log_weights = log_weights + torch.where(
+                    is_given, given * logit - F.softplus(logit), torch.zeros_like(logit)
+                )
+                column = torch.where(is_given, given, column)
+            columns.append(column)
+            self._sampling_advance(state, step, column)
+        return self._from_ordering(torch.stack(columns, dim=-1)), log_weights
+
+    def enumerate_support(self, expand: bool = True) -> Tensor:
+        r"""All :math:`2^D` binary vectors, for small :math:`D` (at most
+        :attr:`max_enumerate_dims`).
+
+        ``has_enumerate_support`` stays false, so Pyro never enumerates a site implicitly.
+
+        Returns:
+            Shape ``(2^D,) + batch_shape + (D,)`` if ``expand``, else
+            ``(2^D,) + (1,) * len(batch_shape) + (D,)``.
+        """
+        if self.num_dims > self.max_enumerate_dims:
+            raise ValueError(
+                f"{type(self).__name__}.enumerate_support would list 2^{self.num_dims} states; "
+                f"only D <= {self.max_enumerate_dims} is supported"
+            )
+        states = torch.arange(2**self.num_dims, device=self._device)
+        bits = torch.arange(self.num_dims - 1, -1, -1, device=self._device)
+        values = ((states[:, None] >> bits) & 1).to(self._dtype)
+        values = values.reshape((-1,) + (1,) * len(self.batch_shape) + self.event_shape)
+        if expand:
+            values = values.expand((-1,) + self.batch_shape + self.event_shape)
+        return values

@@ -1,0 +1,13 @@
+r"""``torch.nn.Module`` s that hold model parameters and return Pyro distributions."""
+
+from torch import nn
+
+from .fvsbn import FVSBNModule
+from .initialization import marginal_logits
+from .nade import NADEModule
+from .ordering import random_ordering
+
+#: Modules that checkpoints can rebuild, by the name used on the command line.
+MODULES: dict[str, type[nn.Module]] = {"fvsbn": FVSBNModule, "nade": NADEModule}
+
+__all__ = ["MODULES", "FVSBNModule", "NADEModule", "marginal_logits", "random_ordering"]
