@@ -36,6 +36,7 @@ class TrainingConfig:
         batch_size: Examples per gradient step.
         learning_rate: Adam's step size.
         weight_decay: L2 penalty (Adam's ``weight_decay``).
+        learning_rate_decay: The learning rate is multiplied by this after every epoch.
         patience: Stop after this many epochs without a better validation NLL.
         seed: Seeds the shuffling (and torch's global generator) for reproducibility.
         max_seconds: Optional wall-clock budget; training stops after the epoch that exceeds it.
@@ -47,6 +48,7 @@ class TrainingConfig:
     batch_size: int = 100
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
+    learning_rate_decay: float = 1.0
     patience: int = 10
     seed: int = 0
     max_seconds: float | None = None
@@ -59,6 +61,10 @@ class TrainingConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0 < self.learning_rate_decay <= 1:
+            raise ValueError(
+                f"learning_rate_decay must lie in (0, 1], got {self.learning_rate_decay}"
+            )
 
 
 @dataclass
@@ -143,6 +149,7 @@ def fit_maximum_likelihood(
     optimizer = torch.optim.Adam(
         module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, config.learning_rate_decay)
     best_state = copy.deepcopy(module.state_dict())
     best_valid, best_epoch = mean_nll(module, valid, config.eval_batch_size), 0
     history: list[EpochRecord] = []
@@ -166,6 +173,7 @@ def fit_maximum_likelihood(
             optimizer.step()
             total += loss.item() * len(batch)
             count += len(batch)
+        schedule.step()
         module.eval()
         valid_nll = mean_nll(module, valid, config.eval_batch_size)
         record = EpochRecord(epoch, total / count, valid_nll, time.perf_counter() - epoch_start)

@@ -1,0 +1,45 @@
+"""Helpers shared by the benchmark scripts: machine facts and JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    return {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+def command() -> str:
+    """The command line that reproduces this run."""
+    return "python " + " ".join(shlex.quote(arg) for arg in sys.argv)
+
+
+def write_result(name: str, figures: dict) -> Path:
+    """Writes ``figures`` with the machine and command to ``bench/results/NAME.json``."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"command": command(), "machine": machine(), **figures}, indent=1))
+    print(f"wrote {path}")
+    return path
+
+
+def default_mnist_dir() -> str:
+    """``$PYRO_AR_MNIST_DIR``, else the workplace's ``../shared/data/mnist``."""
+    here = Path(__file__).resolve().parent.parent
+    return os.environ.get("PYRO_AR_MNIST_DIR", str(here.parent / "shared" / "data" / "mnist"))

@@ -1,0 +1,71 @@
+"""Shared fixtures: devices, model factories, data locations."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyro
+import pytest
+import torch
+
+from pyro_ar.distributions import FVSBN, NADE
+
+#: Every test that takes ``device`` runs on each of these.
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    return torch.device(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_clear():
+    pyro.set_rng_seed(0)
+    pyro.clear_param_store()
+    yield
+    pyro.clear_param_store()
+
+
+def make_fvsbn(num_dims, batch_shape=(), ordering=None, device="cpu", dtype=torch.float64,
+               scale=1.0, generator=None):
+    """An FVSBN with random N(0, 1) parameters (logits multiplied by ``scale``)."""
+    weight = torch.randn(*batch_shape, num_dims, num_dims, generator=generator, dtype=dtype)
+    bias = torch.randn(*batch_shape, num_dims, generator=generator, dtype=dtype)
+    return FVSBN(weight.to(device) * scale, bias.to(device) * scale, ordering=ordering)
+
+
+def make_nade(num_dims, batch_shape=(), ordering=None, device="cpu", dtype=torch.float64,
+              scale=1.0, hidden=6, generator=None, chunk_size=3):
+    """A NADE with random parameters (logits multiplied by ``scale``)."""
+    def randn(*shape):
+        return torch.randn(*shape, generator=generator, dtype=dtype).to(device)
+
+    return NADE(
+        randn(*batch_shape, hidden, num_dims) * 1.5,
+        randn(*batch_shape, hidden),
+        randn(*batch_shape, num_dims, hidden) * 1.5 * scale,
+        randn(*batch_shape, num_dims) * scale,
+        ordering=ordering,
+        chunk_size=chunk_size,
+    )
+
+
+MODEL_FACTORIES = {"fvsbn": make_fvsbn, "nade": make_nade}
+
+
+@pytest.fixture(params=sorted(MODEL_FACTORIES))
+def factory(request):
+    return MODEL_FACTORIES[request.param]
+
+
+def mnist_dir() -> Path | None:
+    """The MNIST directory (``$PYRO_AR_MNIST_DIR`` or ``../shared/data/mnist``), if present."""
+    candidates = [os.environ.get("PYRO_AR_MNIST_DIR"), REPOSITORY.parent / "shared/data/mnist"]
+    for candidate in candidates:
+        if candidate and Path(candidate, "train-images-idx3-ubyte.gz").is_file():
+            return Path(candidate)
+    return None

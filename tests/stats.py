@@ -1,0 +1,28 @@
+"""Goodness-of-fit helpers built on scipy (Pyro's ``gof`` p-values fail for large statistics)."""
+
+from __future__ import annotations
+
+import torch
+from scipy import stats
+
+
+def states_to_index(values: torch.Tensor) -> torch.Tensor:
+    """Binary vectors (..., D) to integers, most significant bit first (the order of
+    ``enumerate_support``)."""
+    num_dims = values.shape[-1]
+    weights = 2 ** torch.arange(num_dims - 1, -1, -1, device=values.device)
+    return (values.long() * weights).sum(-1)
+
+
+def chi_square_p_value(samples: torch.Tensor, probs: torch.Tensor, min_expected: float = 5.0):
+    """Pearson's chi-square test of binary ``samples`` (N, D) against ``probs`` over all 2^D
+    states; states with a small expected count are pooled into one cell."""
+    counts = torch.bincount(states_to_index(samples).cpu(), minlength=len(probs)).double()
+    expected = probs.detach().cpu().double() * len(samples)
+    large = expected >= min_expected
+    observed_cells = torch.cat([counts[large], counts[~large].sum().reshape(1)])
+    expected_cells = torch.cat([expected[large], expected[~large].sum().reshape(1)])
+    keep = expected_cells > 0
+    observed_cells, expected_cells = observed_cells[keep], expected_cells[keep]
+    statistic = ((observed_cells - expected_cells) ** 2 / expected_cells).sum().item()
+    return float(stats.chi2.sf(statistic, df=len(expected_cells) - 1)), statistic

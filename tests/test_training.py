@@ -1,0 +1,110 @@
+"""The maximum-likelihood trainer and checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pyro_ar.data import load_binarized_digits
+from pyro_ar.infer import (
+    CheckpointError,
+    TrainingConfig,
+    fit_maximum_likelihood,
+    load_checkpoint,
+    mean_nll,
+    save_checkpoint,
+)
+from pyro_ar.nn import FVSBNModule, NADEModule
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_binarized_digits()
+
+
+def _fit(digits, path=None, seed=0, **overrides):
+    module = NADEModule(64, 16, data=digits.train, seed=seed)
+    config = TrainingConfig(**{"epochs": 4, "seed": seed, "progress": False, **overrides})
+    result = fit_maximum_likelihood(module, digits.train, digits.valid, config, path)
+    return module, result
+
+
+def test_training_improves_and_restores_the_best_epoch(digits, tmp_path):
+    untrained = NADEModule(64, 16, data=digits.train, seed=0)
+    start = mean_nll(untrained, digits.valid)
+    module, result = _fit(digits, tmp_path / "best.pt", epochs=6, learning_rate=1e-2)
+    assert len(result.history) == 6
+    assert result.best_valid_nll < start - 2
+    best = min(result.history, key=lambda record: record.valid_nll)
+    assert result.best_epoch == best.epoch
+    assert mean_nll(module, digits.valid) == pytest.approx(best.valid_nll, rel=1e-6)
+    loaded, metadata = load_checkpoint(tmp_path / "best.pt")
+    assert metadata["epoch"] == best.epoch and metadata["model"] == "nade"
+    assert mean_nll(loaded, digits.valid) == pytest.approx(best.valid_nll, rel=1e-6)
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]  # no temporary files left
+
+
+def test_training_is_reproducible(digits):
+    first, _ = _fit(digits, epochs=2)
+    second, _ = _fit(digits, epochs=2)
+    for a, b in zip(first.parameters(), second.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_early_stopping_and_time_budget(digits):
+    # an absurd learning rate makes validation worse at once: patience 1 stops after 2 epochs
+    _, result = _fit(digits, epochs=50, learning_rate=0.5, patience=1)
+    assert result.stop_reason == "early stopping"
+    assert len(result.history) < 50
+    _, result = _fit(digits, epochs=50, max_seconds=0.0)
+    assert result.stop_reason == "time budget" and len(result.history) == 1
+
+
+def test_config_rejects_nonsense():
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainingConfig(batch_size=0)
+    with pytest.raises(ValueError, match="learning_rate must be positive"):
+        TrainingConfig(learning_rate=-1)
+
+
+@pytest.mark.parametrize("module", [FVSBNModule(10, ordering=torch.randperm(10)),
+                                    NADEModule(10, 5, context_features=2)])
+def test_checkpoint_round_trip(module, tmp_path):
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.normal_()
+    path = save_checkpoint(tmp_path / "sub" / "model.pt", module, note="hello")
+    loaded, metadata = load_checkpoint(path)
+    assert type(loaded) is type(module) and metadata["note"] == "hello"
+    assert torch.equal(loaded.ordering, module.ordering)
+    for (name, a), (_, b) in zip(module.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_damaged_checkpoints_raise_checkpoint_error(tmp_path):
+    path = save_checkpoint(tmp_path / "model.pt", FVSBNModule(4))
+    data = path.read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "truncated.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a pyro_ar checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match="not in pyro_ar.nn.MODULES"):
+        save_checkpoint(tmp_path / "x.pt", torch.nn.Linear(2, 2))
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "model.pt", FVSBNModule(4), version=1)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("os.replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, FVSBNModule(4), version=2)
+    monkeypatch.undo()
+    assert load_checkpoint(path)[1]["version"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
