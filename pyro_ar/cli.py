@@ -58,7 +58,9 @@ def _add_data_options(parser: argparse.ArgumentParser, default: str | None) -> N
         "--data-dir", help="directory of the MNIST IDX files (default: $PYRO_AR_MNIST_DIR)"
     )
     parser.add_argument(
-        "--binarization", choices=("stochastic", "threshold"), default="stochastic",
+        "--binarization",
+        choices=("stochastic", "threshold"),
+        default="stochastic",
         help="MNIST binarization (default: %(default)s)",
     )
     parser.add_argument("--binarization-seed", type=int, default=0)
@@ -76,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(fit, default="digits")
     fit.add_argument("--hidden", type=_positive_int, default=500, help="NADE hidden units")
     fit.add_argument("--ordering", choices=("natural", "random"), default="natural")
-    fit.add_argument("--epochs", type=_positive_int, default=200)
+    fit.add_argument("--epochs", type=_positive_int, default=500)
     fit.add_argument("--batch-size", type=_positive_int, default=100)
     fit.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate")
     fit.add_argument("--weight-decay", type=float, default=0.0)
@@ -109,9 +111,7 @@ def _build_module(args: argparse.Namespace, train: torch.Tensor) -> torch.nn.Mod
 
 
 def _fit(args: argparse.Namespace) -> None:
-    data = load_binary_dataset(
-        args.data, args.data_dir, args.binarization, args.binarization_seed
-    )
+    data = load_binary_dataset(args.data, args.data_dir, args.binarization, args.binarization_seed)
     torch.manual_seed(args.seed)
     module = _build_module(args, data.train)
     output = Path(args.output)
@@ -140,8 +140,12 @@ def _fit(args: argparse.Namespace) -> None:
         f"{result.stop_reason}, {result.elapsed_seconds:.1f} s)"
     )
     save_checkpoint(
-        checkpoint, module, epoch=result.best_epoch, nll=nll,
-        training_seconds=result.elapsed_seconds, **metadata,
+        checkpoint,
+        module,
+        epoch=result.best_epoch,
+        nll=nll,
+        training_seconds=result.elapsed_seconds,
+        **metadata,
     )
     (output / f"{stem}-history.json").write_text(json.dumps(result.to_dict(), indent=1))
     samples = module().sample((args.num_samples,))
@@ -162,7 +166,9 @@ def _score(args: argparse.Namespace) -> None:
     module, metadata = load_checkpoint(args.checkpoint)
     name = args.data or metadata.get("data")
     if name is None:
-        raise ValueError("the checkpoint does not say which data set it was trained on: pass --data")
+        raise ValueError(
+            "the checkpoint does not say which data set it was trained on: pass --data"
+        )
     data = load_binary_dataset(name, args.data_dir, args.binarization, args.binarization_seed)
     if data.num_dims != module.num_dims:
         raise ValueError(

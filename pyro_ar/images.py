@@ -17,14 +17,17 @@ from torch import Tensor
 from .files import write_atomically
 
 
-def image_grid(images: Tensor, image_shape: tuple[int, int], columns: int | None = None,
-               padding: int = 1) -> np.ndarray:
+def image_grid(
+    images: Tensor, image_shape: tuple[int, int], columns: int | None = None, padding: int = 1
+) -> np.ndarray:
     """Tiles ``images`` (N, H*W) with values in [0, 1] into one ``uint8`` array, one grey
     level per pixel, separated by ``padding`` pixels of mid-grey."""
     images = torch.as_tensor(images).detach().float().cpu()
     height, width = image_shape
     if images.dim() != 2 or images.shape[1] != height * width:
-        raise ValueError(f"images must have shape (N, {height * width}), got {tuple(images.shape)}")
+        raise ValueError(
+            f"images must have shape (N, {height * width}), got {tuple(images.shape)}"
+        )
     count = images.shape[0]
     columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
@@ -41,8 +44,13 @@ def image_grid(images: Tensor, image_shape: tuple[int, int], columns: int | None
     return grid
 
 
-def save_image_grid(path: str | os.PathLike, images: Tensor, image_shape: tuple[int, int],
-                    columns: int | None = None, scale: int = 4) -> Path:
+def save_image_grid(
+    path: str | os.PathLike,
+    images: Tensor,
+    image_shape: tuple[int, int],
+    columns: int | None = None,
+    scale: int = 4,
+) -> Path:
     """Writes ``images`` (N, H*W), values in [0, 1], as a greyscale PNG grid, each pixel
     enlarged to ``scale`` x ``scale``. The file is written atomically."""
     grid = image_grid(images, image_shape, columns).repeat(scale, 0).repeat(scale, 1)

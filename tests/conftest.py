@@ -30,17 +30,34 @@ def _seed_and_clear():
     pyro.clear_param_store()
 
 
-def make_fvsbn(num_dims, batch_shape=(), ordering=None, device="cpu", dtype=torch.float64,
-               scale=1.0, generator=None):
+def make_fvsbn(
+    num_dims,
+    batch_shape=(),
+    ordering=None,
+    device="cpu",
+    dtype=torch.float64,
+    scale=1.0,
+    generator=None,
+):
     """An FVSBN with random N(0, 1) parameters (logits multiplied by ``scale``)."""
     weight = torch.randn(*batch_shape, num_dims, num_dims, generator=generator, dtype=dtype)
     bias = torch.randn(*batch_shape, num_dims, generator=generator, dtype=dtype)
     return FVSBN(weight.to(device) * scale, bias.to(device) * scale, ordering=ordering)
 
 
-def make_nade(num_dims, batch_shape=(), ordering=None, device="cpu", dtype=torch.float64,
-              scale=1.0, hidden=6, generator=None, chunk_size=3):
+def make_nade(
+    num_dims,
+    batch_shape=(),
+    ordering=None,
+    device="cpu",
+    dtype=torch.float64,
+    scale=1.0,
+    hidden=6,
+    generator=None,
+    chunk_size=3,
+):
     """A NADE with random parameters (logits multiplied by ``scale``)."""
+
     def randn(*shape):
         return torch.randn(*shape, generator=generator, dtype=dtype).to(device)
 

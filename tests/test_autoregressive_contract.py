@@ -70,8 +70,9 @@ def test_sampler_matches_log_prob(factory, device, ordering):
 def test_wrong_sampler_is_detected(factory, device):
     """The goodness-of-fit test has power: logits scaled by 1.1 are rejected."""
     exact = factory(5, (), [2, 0, 4, 1, 3], device, generator=torch.Generator().manual_seed(1))
-    wrong = factory(5, (), [2, 0, 4, 1, 3], device, scale=1.1,
-                    generator=torch.Generator().manual_seed(1))
+    wrong = factory(
+        5, (), [2, 0, 4, 1, 3], device, scale=1.1, generator=torch.Generator().manual_seed(1)
+    )
     p_value, _ = chi_square_p_value(wrong.sample((20000,)), _exact_probs(exact))
     assert p_value < 1e-6
 
@@ -202,8 +203,9 @@ def test_bad_parameters_raise_clear_errors():
     with pytest.raises(ValueError, match="permutation"):
         make_fvsbn(4, ordering=[0, 1, 1, 2])
     with pytest.raises(ValueError):  # NaN parameters violate arg_constraints
-        make_fvsbn(3).__class__(torch.full((3, 3), float("nan")), torch.zeros(3),
-                                validate_args=True)
+        make_fvsbn(3).__class__(
+            torch.full((3, 3), float("nan")), torch.zeros(3), validate_args=True
+        )
     with pytest.raises(ValueError, match="do not broadcast"):
         make_fvsbn(3).__class__(torch.zeros(2, 3, 3), torch.zeros(4, 3))
 

@@ -25,15 +25,42 @@ def test_fit_writes_checkpoint_history_and_samples(fitted, capsys):
 
 
 def test_fit_prints_the_three_nlls(tmp_path, capsys):
-    assert main(["fit", "nade", "--hidden", "8", "--epochs", "2", "--ordering", "random",
-                 "--output", str(tmp_path), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "nade",
+                "--hidden",
+                "8",
+                "--epochs",
+                "2",
+                "--ordering",
+                "random",
+                "--output",
+                str(tmp_path),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "train NLL" in out and "valid NLL" in out and "test NLL" in out
 
 
 def test_sample_and_score(fitted, tmp_path, capsys):
-    assert main(["sample", str(fitted / "fvsbn-digits.pt"), "--num-samples", "9",
-                 "--output", str(tmp_path / "s.png")]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                str(fitted / "fvsbn-digits.pt"),
+                "--num-samples",
+                "9",
+                "--output",
+                str(tmp_path / "s.png"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "s.png").is_file()
     assert main(["score", str(fitted / "fvsbn-digits.pt"), "--split", "valid"]) == 0
     assert "digits valid NLL" in capsys.readouterr().out
@@ -67,6 +94,7 @@ def test_bad_arguments_exit_with_usage():
 
 
 def test_module_entry_point():
-    result = subprocess.run([sys.executable, "-m", "pyro_ar", "--help"], capture_output=True,
-                            text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pyro_ar", "--help"], capture_output=True, text=True, check=True
+    )
     assert "fit" in result.stdout and "sample" in result.stdout and "score" in result.stdout

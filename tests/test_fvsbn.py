@@ -12,9 +12,7 @@ def test_logits_follow_the_formula(device):
     weight = torch.randn(5, 5, dtype=torch.float64, device=device)
     bias = torch.randn(5, dtype=torch.float64, device=device)
     x = torch.randint(0, 2, (8, 5), device=device).double()
-    expected = torch.stack(
-        [bias[d] + x[:, :d] @ weight[d, :d] for d in range(5)], dim=-1
-    )
+    expected = torch.stack([bias[d] + x[:, :d] @ weight[d, :d] for d in range(5)], dim=-1)
     distribution = FVSBN(weight, bias)
     assert torch.allclose(distribution.conditional_logits(x), expected)
     log_prob = (x * expected - F.softplus(expected)).sum(-1)

@@ -13,8 +13,10 @@ from pyro_ar.distributions.nade_kernels import nade_hidden_logits, nade_hidden_l
 def _parameters(num_dims=13, hidden=7, device="cpu", seed=0):
     generator = torch.Generator().manual_seed(seed)
     shapes = [(hidden, num_dims), (hidden,), (num_dims, hidden), (num_dims,)]
-    return [torch.randn(*shape, generator=generator, dtype=torch.float64).to(device)
-            for shape in shapes]
+    return [
+        torch.randn(*shape, generator=generator, dtype=torch.float64).to(device)
+        for shape in shapes
+    ]
 
 
 def _naive_log_prob(x, weight, bias, output_weight, output_bias, ordering):
@@ -36,8 +38,14 @@ def test_fast_log_prob_equals_naive_reference(device, chunk_size, ordering):
     order = torch.randperm(13, generator=torch.Generator().manual_seed(5)) if ordering else None
     distribution = NADE(weight, bias, output_weight, output_bias, order, chunk_size=chunk_size)
     x = torch.randint(0, 2, (50, 13), device=device).double()
-    naive = _naive_log_prob(x, weight, bias, output_weight, output_bias,
-                            (order if order is not None else torch.arange(13)).tolist())
+    naive = _naive_log_prob(
+        x,
+        weight,
+        bias,
+        output_weight,
+        output_bias,
+        (order if order is not None else torch.arange(13)).tolist(),
+    )
     assert torch.allclose(distribution.log_prob(x), naive, atol=1e-6, rtol=0)
 
 
@@ -50,11 +58,13 @@ def test_fused_kernel_values_and_gradients_equal_reference(device):
         fused = nade_hidden_logits(x, *leaves, chunk_size=5)
         grad_out = torch.randn_like(fused)
         fused_grads = torch.autograd.grad(fused, leaves, grad_out)
-        reference_leaves = [t.clone().requires_grad_() for t in (weight, hidden_bias, output_weight)]
+        reference_leaves = [
+            t.clone().requires_grad_() for t in (weight, hidden_bias, output_weight)
+        ]
         reference = nade_hidden_logits_reference(x, *reference_leaves)
         reference_grads = torch.autograd.grad(reference, reference_leaves, grad_out)
         assert torch.allclose(fused, reference, atol=1e-6)
-        for ours, theirs in zip(fused_grads, reference_grads):
+        for ours, theirs in zip(fused_grads, reference_grads, strict=True):
             assert torch.allclose(ours, theirs, atol=1e-6)
 
 
@@ -70,8 +80,12 @@ def test_fused_kernel_passes_gradcheck():
 def test_fused_kernel_refuses_gradients_in_x():
     weight, bias, output_weight, _ = _parameters()
     with pytest.raises(ValueError, match="x"):
-        nade_hidden_logits(torch.zeros(2, 13, dtype=torch.float64, requires_grad=True),
-                           weight, bias, output_weight)
+        nade_hidden_logits(
+            torch.zeros(2, 13, dtype=torch.float64, requires_grad=True),
+            weight,
+            bias,
+            output_weight,
+        )
 
 
 def test_sampler_running_sum_gives_the_parallel_pass_logits(device):
@@ -100,8 +114,12 @@ def test_batched_parameters_condition_each_batch_member(device):
     assert batched.batch_shape == (4,)
     x = torch.randint(0, 2, (3, 4, 13), device=device).double()
     separate = torch.stack(
-        [NADE(weight, hidden_biases[i], output_weight, biases[i]).log_prob(x[:, i])
-         for i in range(4)], dim=-1)
+        [
+            NADE(weight, hidden_biases[i], output_weight, biases[i]).log_prob(x[:, i])
+            for i in range(4)
+        ],
+        dim=-1,
+    )
     assert torch.allclose(batched.log_prob(x), separate, atol=1e-10)
 
 
@@ -112,7 +130,8 @@ def test_batched_weights_use_the_broadcast_path(device):
     x = torch.randint(0, 2, (5, 3, 13), device=device).double()
     separate = torch.stack(
         [NADE(weights[i], bias, output_weight, output_bias).log_prob(x[:, i]) for i in range(3)],
-        dim=-1)
+        dim=-1,
+    )
     assert torch.allclose(batched.log_prob(x), separate, atol=1e-10)
     samples = batched.sample((2,))
     assert samples.shape == (2, 3, 13)

@@ -17,8 +17,9 @@ from pyro_ar.nn import FVSBNModule, NADEModule
 
 MODULES = {
     "fvsbn": lambda data, context=0: FVSBNModule(64, data=data, context_features=context),
-    "nade": lambda data, context=0: NADEModule(64, 16, data=data, context_features=context,
-                                               seed=0),
+    "nade": lambda data, context=0: NADEModule(
+        64, 16, data=data, context_features=context, seed=0
+    ),
 }
 
 
@@ -107,12 +108,15 @@ def _encoder_guide(encoder, data, latent=3):
 def test_conditional_model_as_vae_decoder_with_vectorized_particles(name, digits):
     """Per-example context z makes the parameters batched; particles add another batch dim."""
     decoder = MODULES[name](digits.train, context=3)
-    encoder = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Tanh(),
-                                  torch.nn.Linear(32, 6))
+    encoder = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Tanh(), torch.nn.Linear(32, 6))
     data = digits.train[:200]
     elbo = Trace_ELBO(num_particles=4, vectorize_particles=True, max_plate_nesting=1)
-    svi = SVI(lambda d: _decoder_model(decoder, d), lambda d: _encoder_guide(encoder, d),
-              Adam({"lr": 1e-2}), elbo)
+    svi = SVI(
+        lambda d: _decoder_model(decoder, d),
+        lambda d: _encoder_guide(encoder, d),
+        Adam({"lr": 1e-2}),
+        elbo,
+    )
     losses = [svi.step(data) for _ in range(40)]
     assert sum(losses[-5:]) < sum(losses[:5])
 

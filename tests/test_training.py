@@ -47,7 +47,7 @@ def test_training_improves_and_restores_the_best_epoch(digits, tmp_path):
 def test_training_is_reproducible(digits):
     first, _ = _fit(digits, epochs=2)
     second, _ = _fit(digits, epochs=2)
-    for a, b in zip(first.parameters(), second.parameters()):
+    for a, b in zip(first.parameters(), second.parameters(), strict=True):
         assert torch.equal(a, b)
 
 
@@ -67,8 +67,9 @@ def test_config_rejects_nonsense():
         TrainingConfig(learning_rate=-1)
 
 
-@pytest.mark.parametrize("module", [FVSBNModule(10, ordering=torch.randperm(10)),
-                                    NADEModule(10, 5, context_features=2)])
+@pytest.mark.parametrize(
+    "module", [FVSBNModule(10, ordering=torch.randperm(10)), NADEModule(10, 5, context_features=2)]
+)
 def test_checkpoint_round_trip(module, tmp_path):
     with torch.no_grad():
         for parameter in module.parameters():
@@ -77,7 +78,9 @@ def test_checkpoint_round_trip(module, tmp_path):
     loaded, metadata = load_checkpoint(path)
     assert type(loaded) is type(module) and metadata["note"] == "hello"
     assert torch.equal(loaded.ordering, module.ordering)
-    for (name, a), (_, b) in zip(module.state_dict().items(), loaded.state_dict().items()):
+    for (name, a), (_, b) in zip(
+        module.state_dict().items(), loaded.state_dict().items(), strict=True
+    ):
         assert torch.equal(a, b), name
 
 

@@ -234,9 +234,7 @@ def load_binarized_mnist(
     )
 
 
-def download_mnist(
-    data_dir: str | os.PathLike, mirrors: tuple[str, ...] = MNIST_MIRRORS
-) -> Path:
+def download_mnist(data_dir: str | os.PathLike, mirrors: tuple[str, ...] = MNIST_MIRRORS) -> Path:
     """Downloads the four gzipped MNIST files into ``data_dir`` (explicit opt-in only).
 
     Files already present with the right checksum are kept. Each file is written to a

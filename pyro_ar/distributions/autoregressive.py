@@ -31,7 +31,9 @@ from torch.distributions import constraints
 
 
 def check_ordering(
-    ordering: Tensor | Sequence[int] | None, num_dims: int, device: torch.device | str | None = None
+    ordering: Tensor | Sequence[int] | None,
+    num_dims: int,
+    device: torch.device | str | None = None,
 ) -> Tensor:
     """``ordering`` as a ``long`` tensor (natural order if ``None``), checked to be a
     permutation of ``range(num_dims)``."""
@@ -59,7 +61,7 @@ def shared_across_batch(tensor: Tensor, event_dim: int) -> Tensor | None:
     product instead of a batched one. Returns ``None`` when the batch elements really differ.
     """
     batch_dims = tensor.dim() - event_dim
-    for size, stride in zip(tensor.shape[:batch_dims], tensor.stride()[:batch_dims]):
+    for size, stride in zip(tensor.shape[:batch_dims], tensor.stride()[:batch_dims], strict=True):
         if size != 1 and stride != 0:
             return None
     return tensor[(0,) * batch_dims] if batch_dims else tensor

@@ -152,8 +152,10 @@ class NADE(BinaryAutoregressive):
         weight, bias, output_weight, output_bias = self._ordered_parameters()
         shared_weight = shared_across_batch(weight, 2)
         shared_output = shared_across_batch(output_weight, 2)
-        if shared_weight is not None and shared_output is not None and not (
-            ordered_value.requires_grad
+        if (
+            shared_weight is not None
+            and shared_output is not None
+            and not (ordered_value.requires_grad)
         ):
             shape = ordered_value.shape[:-1]
             flat = ordered_value.reshape(-1, self.num_dims)

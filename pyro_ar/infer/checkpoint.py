@@ -41,7 +41,9 @@ def save_checkpoint(path: str | os.PathLike, module: nn.Module, **metadata: Any)
     """
     names = {cls: name for name, cls in _registry().items()}
     if type(module) not in names:
-        raise CheckpointError(f"cannot checkpoint {type(module).__name__}: not in pyro_ar.nn.MODULES")
+        raise CheckpointError(
+            f"cannot checkpoint {type(module).__name__}: not in pyro_ar.nn.MODULES"
+        )
     path = Path(path)
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -77,7 +79,9 @@ def load_checkpoint(
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for damaged files
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(error).__name__})") from None
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint ({type(error).__name__})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a pyro_ar checkpoint")
     registry = _registry()

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .checkpoint import save_checkpoint
 
@@ -97,8 +97,9 @@ def _device_of(module: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def mean_nll(module: Callable[[], torch.distributions.Distribution], data: Tensor,
-             batch_size: int = 1000) -> float:
+def mean_nll(
+    module: Callable[[], torch.distributions.Distribution], data: Tensor, batch_size: int = 1000
+) -> float:
     r"""Average negative log-likelihood :math:`-\frac{1}{N}\sum_n \log p(x_n)` in nats.
 
     Arguments:
@@ -155,8 +156,14 @@ def fit_maximum_likelihood(
     history: list[EpochRecord] = []
     start_time = time.perf_counter()
     stop_reason = "epochs"
-    bar = tqdm(range(1, config.epochs + 1), desc="epochs", disable=not config.progress)
-    for epoch in bar:
+    batches_per_epoch = -(-len(train) // config.batch_size)
+    bar = tqdm(
+        total=config.epochs * batches_per_epoch,
+        unit="batch",
+        desc="training",
+        disable=not config.progress,
+    )
+    for epoch in range(1, config.epochs + 1):
         epoch_start = time.perf_counter()
         module.train()
         order = torch.randperm(len(train), generator=generator)
@@ -173,13 +180,14 @@ def fit_maximum_likelihood(
             optimizer.step()
             total += loss.item() * len(batch)
             count += len(batch)
+            bar.update()
         schedule.step()
         module.eval()
         valid_nll = mean_nll(module, valid, config.eval_batch_size)
         record = EpochRecord(epoch, total / count, valid_nll, time.perf_counter() - epoch_start)
         history.append(record)
         logger.info("epoch %d: train NLL %.3f, valid NLL %.3f", epoch, record.train_nll, valid_nll)
-        bar.set_postfix(train=f"{record.train_nll:.2f}", valid=f"{valid_nll:.2f}")
+        bar.set_postfix(epoch=epoch, train=f"{record.train_nll:.2f}", valid=f"{valid_nll:.2f}")
         if valid_nll < best_valid:
             best_valid, best_epoch = valid_nll, epoch
             best_state = copy.deepcopy(module.state_dict())
@@ -194,7 +202,10 @@ def fit_maximum_likelihood(
         elif epoch - best_epoch >= config.patience:
             stop_reason = "early stopping"
             break
-        if config.max_seconds is not None and time.perf_counter() - start_time > config.max_seconds:
+        if (
+            config.max_seconds is not None
+            and time.perf_counter() - start_time > config.max_seconds
+        ):
             stop_reason = "time budget"
             break
     bar.close()

@@ -19,5 +19,7 @@ def check_context(owner: str, context: Tensor | None, context_features: int) -> 
         return None
     if context is None or context.shape[-1:] != (context_features,):
         shape = None if context is None else tuple(context.shape)
-        raise ValueError(f"{owner} expects a context of shape (..., {context_features}), got {shape}")
+        raise ValueError(
+            f"{owner} expects a context of shape (..., {context_features}), got {shape}"
+        )
     return context

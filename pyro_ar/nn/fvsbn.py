@@ -10,11 +10,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..distributions.autoregressive import check_ordering
 from ..distributions.fvsbn import FVSBN
 from .context import check_context
-from .context import check_context
 from .initialization import marginal_logits
-from ..distributions.autoregressive import check_ordering
 
 
 class FVSBNModule(nn.Module):
