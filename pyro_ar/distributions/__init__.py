@@ -2,6 +2,14 @@ r"""Pyro distributions of the classic deep density models."""
 
 from .autoregressive import BinaryAutoregressive
 from .fvsbn import FVSBN
+from .linear_gaussian import PPCA, FactorAnalysis, LinearGaussianLatent
 from .nade import NADE
 
-__all__ = ["BinaryAutoregressive", "FVSBN", "NADE"]
+__all__ = [
+    "BinaryAutoregressive",
+    "FVSBN",
+    "FactorAnalysis",
+    "LinearGaussianLatent",
+    "NADE",
+    "PPCA",
+]

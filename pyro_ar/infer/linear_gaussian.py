@@ -1,0 +1,390 @@
+r"""Maximum-likelihood fitting of probabilistic PCA and factor analysis.
+
+Without missing values every estimator here works on the sufficient statistics, the mean
+:math:`\bar x` and the covariance :math:`S = \frac{1}{N}\sum_n (x_n - \bar x)(x_n - \bar x)^\top`,
+so after one pass over the data each iteration costs :math:`O(D^2 K)` to :math:`O(D^3)`,
+whatever :math:`N`. The per-row log-likelihood is
+
+.. math:: \ell = -\tfrac{1}{2}\big(D \log 2\pi + \log|C| + \operatorname{tr}(C^{-1} S)\big),
+   \qquad C = W W^\top + \Psi.
+
+* PPCA in closed form (Tipping & Bishop 1999): with :math:`S = U \Lambda U^\top`,
+  :math:`\sigma^2 = \frac{1}{D-K}\sum_{k>K}\lambda_k` and
+  :math:`W = U_K (\Lambda_K - \sigma^2 I)^{1/2}`.
+* Factor analysis by alternating exact maximizations: for fixed :math:`\Psi` the best
+  :math:`W` comes from the top eigenvectors of :math:`\tilde S = \Psi^{-1/2} S \Psi^{-1/2}`,
+  :math:`W = \Psi^{1/2} U_K (\Lambda_K - I)_+^{1/2}`; for fixed :math:`W`,
+  :math:`\Psi = \operatorname{diag}(S - W W^\top)`. Each step increases the likelihood
+  (the algorithm of Barber 2012, §21.2, that sklearn runs on the data matrix each iteration).
+* With missing values (NaN): exact EM over the latents with each row's observed coordinates
+  (Ilin & Raiko 2010), for both models.
+
+A **noise floor** keeps every noise variance at least ``noise_floor``: a training column that is
+constant (MNIST's border pixels) otherwise drives its variance to 0 and any held-out row with a
+different value to a log-likelihood of about :math:`-10^{12}` (sklearn's factor analysis floors
+at ``1e-12``). The default is :data:`DEFAULT_RELATIVE_NOISE_FLOOR` times the mean variance of
+the data, so it follows the data's units.
+
+References:
+    | Probabilistic Principal Component Analysis (Tipping & Bishop, 1999)
+    | https://doi.org/10.1111/1467-9868.00196
+    | Bayesian Reasoning and Machine Learning, ch. 21 (Barber, 2012)
+    | Practical Approaches to Principal Component Analysis in the Presence of Missing Values
+    | (Ilin & Raiko, 2010) https://jmlr.org/papers/v11/ilin10a.html
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEFAULT_RELATIVE_NOISE_FLOOR",
+    "LinearGaussianFit",
+    "fit_by_svi",
+    "fit_factor_analysis",
+    "fit_ppca",
+]
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from ..distributions.linear_gaussian import PPCA, FactorAnalysis, LinearGaussianLatent
+
+logger = logging.getLogger(__name__)
+
+#: Default noise floor, as a fraction of the data's mean per-coordinate variance.
+DEFAULT_RELATIVE_NOISE_FLOOR = 1e-3
+
+
+@dataclass
+class LinearGaussianFit:
+    """The result of a fit: the distribution and how the optimization went.
+
+    Attributes:
+        distribution: The fitted :class:`~pyro_ar.distributions.PPCA` or
+            :class:`~pyro_ar.distributions.FactorAnalysis`.
+        log_likelihood: Mean log-likelihood per training row, in nats.
+        history: Mean log-likelihood per row after each iteration.
+        iterations: Number of iterations run (0 for the closed form).
+        converged: Whether the change in log-likelihood fell below the tolerance.
+        noise_floor: The noise-variance floor that was applied.
+    """
+
+    distribution: LinearGaussianLatent
+    log_likelihood: float
+    history: list[float] = field(default_factory=list)
+    iterations: int = 0
+    converged: bool = True
+    noise_floor: float = 0.0
+
+
+def _check_data(data: Tensor, latent_dim: int) -> Tensor:
+    data = torch.as_tensor(data)
+    if data.dim() != 2:
+        raise ValueError(f"data must be a matrix of shape (N, D), got {tuple(data.shape)}")
+    if not data.is_floating_point():
+        data = data.to(torch.get_default_dtype())
+    if torch.isinf(data).any():
+        raise ValueError("data contains inf; use NaN for missing values")
+    num_rows, num_dims = data.shape
+    if num_rows < 2:
+        raise ValueError(f"need at least 2 rows of data, got {num_rows}")
+    if not 1 <= latent_dim <= num_dims:
+        raise ValueError(f"latent_dim must lie in [1, D={num_dims}], got {latent_dim}")
+    if torch.isnan(data).all(0).any():
+        raise ValueError("a column of data is entirely missing (NaN)")
+    return data
+
+
+def _moments(data: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and maximum-likelihood covariance (divided by N), in one pass of matrix products."""
+    mean = data.mean(0)
+    centred = data - mean
+    return mean, centred.T @ centred / len(data)
+
+
+def _noise_floor(variances: Tensor, noise_floor: float | None) -> float:
+    if noise_floor is None:
+        return DEFAULT_RELATIVE_NOISE_FLOOR * float(variances.mean())
+    if noise_floor < 0:
+        raise ValueError(f"noise_floor must be >= 0, got {noise_floor}")
+    return float(noise_floor)
+
+
+def _mean_log_likelihood(covariance: Tensor, weight: Tensor, noise_variance: Tensor) -> float:
+    r"""Per-row log-likelihood from the sufficient statistics, via the capacitance matrix."""
+    num_dims, latent = weight.shape
+    scaled = weight / noise_variance.unsqueeze(-1)  # Psi^{-1} W
+    capacitance = torch.eye(latent, dtype=weight.dtype, device=weight.device) + weight.T @ scaled
+    cholesky = torch.linalg.cholesky(capacitance)
+    log_det = noise_variance.log().sum() + 2 * cholesky.diagonal().log().sum()
+    projected = scaled.T @ covariance @ scaled  # W^T Psi^-1 S Psi^-1 W
+    trace = (covariance.diagonal() / noise_variance).sum() - torch.trace(
+        torch.cholesky_solve(projected, cholesky)
+    )
+    return float(-0.5 * (num_dims * math.log(2 * math.pi) + log_det + trace))
+
+
+def _top_eigenpairs(
+    matrix: Tensor, count: int, start: Tensor | None, power_steps: int = 2
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The ``count`` largest eigenpairs of a symmetric matrix (ascending), and a basis to
+    warm-start the next call.
+
+    From a previous basis, a few steps of subspace iteration followed by Rayleigh-Ritz cost
+    :math:`O(D^2 (K + p))` instead of a full :math:`O(D^3)` eigendecomposition; between two
+    iterations of factor analysis the subspace barely moves, so this is accurate. Without a start
+    (or for small matrices) it runs the full ``eigh``.
+    """
+    size = matrix.shape[-1]
+    width = min(size, count + 10)
+    if start is None or width * 4 >= size:
+        values, vectors = torch.linalg.eigh(matrix)
+        return values[-count:], vectors[:, -count:], vectors[:, -width:]
+    basis = start
+    for _ in range(power_steps):
+        basis, _ = torch.linalg.qr(matrix @ basis)
+    values, rotation = torch.linalg.eigh(basis.T @ matrix @ basis)
+    vectors = basis @ rotation
+    return values[-count:], vectors[:, -count:], vectors
+
+
+def fit_ppca(
+    data: Tensor,
+    latent_dim: int,
+    noise_floor: float | None = None,
+    max_iter: int = 500,
+    tol: float = 1e-6,
+) -> LinearGaussianFit:
+    r"""Maximum-likelihood probabilistic PCA.
+
+    Without missing values: the closed form of Tipping & Bishop (eigendecomposition of the
+    sample covariance, :math:`O(ND^2 + D^3)`). With NaN entries: exact EM on the observed
+    coordinates, stopped when the mean log-likelihood per row gains less than ``tol``.
+
+    Arguments:
+        data: Shape ``(N, D)``; NaN marks missing values.
+        latent_dim: :math:`K` in ``[1, D]``.
+        noise_floor: Smallest allowed :math:`\sigma^2`; default
+            :data:`DEFAULT_RELATIVE_NOISE_FLOOR` times the mean variance.
+        max_iter: EM iterations at most (missing values only).
+        tol: EM convergence tolerance in nats per row (missing values only).
+    """
+    data = _check_data(data, latent_dim)
+    if torch.isnan(data).any():
+        return _fit_with_missing(data, latent_dim, True, noise_floor, max_iter, tol)
+    mean, covariance = _moments(data)
+    floor = _noise_floor(covariance.diagonal(), noise_floor)
+    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending
+    eigenvalues = eigenvalues.flip(0).clamp_min(0)
+    eigenvectors = eigenvectors.flip(1)
+    num_dims = len(eigenvalues)
+    discarded = eigenvalues[latent_dim:]
+    noise_variance = discarded.mean() if len(discarded) else eigenvalues.new_tensor(0.0)
+    noise_variance = noise_variance.clamp_min(floor)
+    if noise_variance <= 0:
+        raise ValueError(
+            "the maximum-likelihood noise variance is 0 (K = D, or the data have rank <= K): "
+            "pass a positive noise_floor"
+        )
+    scales = (eigenvalues[:latent_dim] - noise_variance).clamp_min(0).sqrt()
+    weight = eigenvectors[:, :latent_dim] * scales
+    distribution = PPCA(mean, weight, noise_variance.sqrt())
+    variances = torch.full((num_dims,), float(noise_variance), dtype=data.dtype)
+    log_likelihood = _mean_log_likelihood(covariance, weight, variances.to(data.device))
+    return LinearGaussianFit(distribution, log_likelihood, [log_likelihood], 0, True, floor)
+
+
+def fit_factor_analysis(
+    data: Tensor,
+    latent_dim: int,
+    noise_floor: float | None = None,
+    max_iter: int = 1000,
+    tol: float = 1e-6,
+) -> LinearGaussianFit:
+    r"""Maximum-likelihood factor analysis.
+
+    Without missing values: alternating exact maximizations on the sample covariance
+    (see the module docstring), each iteration :math:`O(D^3)` whatever :math:`N`. With NaN
+    entries: exact EM on the observed coordinates. Stops when the mean log-likelihood per row
+    gains less than ``tol`` nats.
+
+    Arguments:
+        data: Shape ``(N, D)``; NaN marks missing values.
+        latent_dim: :math:`K` in ``[1, D]``.
+        noise_floor: Smallest allowed :math:`\psi_d`; default
+            :data:`DEFAULT_RELATIVE_NOISE_FLOOR` times the mean variance.
+        max_iter: Iterations at most.
+        tol: Convergence tolerance in nats per row.
+    """
+    data = _check_data(data, latent_dim)
+    if torch.isnan(data).any():
+        return _fit_with_missing(data, latent_dim, False, noise_floor, max_iter, tol)
+    mean, covariance = _moments(data)
+    variances = covariance.diagonal()
+    floor = _noise_floor(variances, noise_floor)
+    noise_variance = variances.clamp_min(floor)
+    history: list[float] = []
+    converged = False
+    basis = None
+    for iteration in range(max_iter + 1):
+        root = noise_variance.sqrt()
+        scaled = covariance / root.unsqueeze(0) / root.unsqueeze(1)
+        # the last step is always an exact eigendecomposition, so the result does not depend
+        # on the warm-started approximation
+        exact = converged or iteration == max_iter
+        top_values, top_vectors, basis = _top_eigenpairs(
+            scaled, latent_dim, None if exact else basis
+        )
+        weight = root.unsqueeze(-1) * top_vectors * (top_values - 1).clamp_min(0).sqrt()
+        noise_variance = (variances - (weight**2).sum(-1)).clamp_min(floor)
+        history.append(_mean_log_likelihood(covariance, weight, noise_variance))
+        if exact:
+            break
+        if len(history) > 1 and history[-1] - history[-2] < tol:
+            converged = True
+    logger.info("factor analysis: %d iterations, log-likelihood %.6f", len(history), history[-1])
+    # Columns in descending order of explained variance, like PCA's.
+    weight = weight.flip(-1)
+    distribution = FactorAnalysis(mean, weight, noise_variance.sqrt())
+    return LinearGaussianFit(distribution, history[-1], history, len(history), converged, floor)
+
+
+def _fit_with_missing(
+    data: Tensor,
+    latent_dim: int,
+    isotropic: bool,
+    noise_floor: float | None,
+    max_iter: int,
+    tol: float,
+) -> LinearGaussianFit:
+    r"""Exact EM with missing values (Ilin & Raiko 2010, §4).
+
+    E-step, per row with observed set :math:`o`: :math:`M_n = I + W_o^\top \Psi_o^{-1} W_o`,
+    :math:`\mathbb{E}[h_n] = M_n^{-1} W_o^\top \Psi_o^{-1}(x_o - \mu_o)`,
+    :math:`\operatorname{Cov}[h_n] = M_n^{-1}`. M-step, per coordinate :math:`d` over the rows
+    that observe it: a least-squares solve for :math:`(\mu_d, W_d)` against
+    :math:`\mathbb{E}[(1, h)]`, then :math:`\psi_d` (or one shared :math:`\sigma^2`) from the
+    expected squared residuals.
+    """
+    observed = ~torch.isnan(data)
+    mask = observed.to(data.dtype)
+    filled = torch.where(observed, data, torch.zeros_like(data))
+    counts = mask.sum(0)
+    mean = filled.sum(0) / counts
+    variances = (mask * (filled - mean) ** 2).sum(0) / counts
+    floor = _noise_floor(variances, noise_floor)
+    # Start from the principal directions of the mean-imputed data.
+    imputed = torch.where(observed, data, mean)
+    _, singular, right = torch.linalg.svd(imputed - mean, full_matrices=False)
+    scale = singular[:latent_dim] / math.sqrt(len(data))
+    weight = right[:latent_dim].T * scale * 0.5
+    noise_variance = variances.clamp_min(floor)
+    if isotropic:
+        noise_variance = noise_variance.mean().expand_as(noise_variance).clone()
+    eye = torch.eye(latent_dim, dtype=data.dtype, device=data.device)
+    model_class = PPCA if isotropic else FactorAnalysis
+    history: list[float] = []
+    converged = False
+    for _ in range(max_iter):
+        precision = mask / noise_variance  # (N, D), zero where missing
+        capacitance = eye + torch.einsum("dk,nd,dl->nkl", weight, precision, weight)
+        covariance = torch.linalg.inv(capacitance)  # Cov[h_n], (N, K, K)
+        residual = torch.where(observed, data - mean, torch.zeros_like(data))
+        latent_mean = (covariance @ (weight.T @ (precision * residual).T).T.unsqueeze(-1))[..., 0]
+        # sufficient statistics of the augmented latent (1, h) per coordinate
+        augmented = torch.cat([torch.ones_like(latent_mean[:, :1]), latent_mean], dim=1)
+        second = augmented.unsqueeze(-1) * augmented.unsqueeze(-2)
+        second[:, 1:, 1:] += covariance
+        gram = torch.einsum("nd,nij->dij", mask, second)  # (D, K+1, K+1)
+        target = torch.einsum("nd,ni->di", mask * filled, augmented)  # (D, K+1)
+        solution = torch.linalg.solve(gram, target.unsqueeze(-1))[..., 0]
+        mean, weight = solution[:, 0], solution[:, 1:]
+        predicted = mean + latent_mean @ weight.T
+        spread = torch.einsum("dk,nkl,dl->nd", weight, covariance, weight)
+        squared = mask * ((filled - predicted) ** 2 + spread)
+        if isotropic:
+            noise_variance = (squared.sum() / mask.sum()).expand_as(noise_variance).clone()
+        else:
+            noise_variance = squared.sum(0) / counts
+        noise_variance = noise_variance.clamp_min(floor)
+        noise_scale = noise_variance[0].sqrt() if isotropic else noise_variance.sqrt()
+        distribution = model_class(mean, weight, noise_scale)
+        history.append(float(distribution.log_prob(data).mean()))
+        if len(history) > 1 and abs(history[-1] - history[-2]) < tol:
+            converged = True
+            break
+    return LinearGaussianFit(distribution, history[-1], history, len(history), converged, floor)
+
+
+def fit_by_svi(
+    data: Tensor,
+    latent_dim: int,
+    isotropic: bool = False,
+    num_steps: int = 2000,
+    learning_rate: float = 0.02,
+    subsample_size: int | None = None,
+    seed: int = 0,
+) -> LinearGaussianFit:
+    r"""Maximum likelihood by stochastic gradients through Pyro's SVI.
+
+    The model observes the data through the exact marginal (NaN entries are marginalized),
+    with ``pyro.param`` sites ``loc``, ``weight`` and a positive ``noise_scale``, and an empty
+    guide, so the ELBO is the log-likelihood. Slower than :func:`fit_ppca` and
+    :func:`fit_factor_analysis`, but it composes: the same site can sit in a larger Pyro model.
+
+    Arguments:
+        data: Shape ``(N, D)``; NaN marks missing values.
+        latent_dim: :math:`K`.
+        isotropic: PPCA (one noise scale) instead of factor analysis.
+        num_steps: Adam steps.
+        learning_rate: Adam's step size.
+        subsample_size: Rows per step (default: all).
+        seed: Seeds the initialization and the subsampling.
+    """
+    import pyro
+    from pyro.infer import SVI, Trace_ELBO
+    from pyro.optim import Adam
+
+    data = _check_data(data, latent_dim)
+    pyro.set_rng_seed(seed)
+    num_rows, num_dims = data.shape
+    observed = ~torch.isnan(data)
+    filled = torch.where(observed, data, torch.zeros_like(data))
+    mean = filled.sum(0) / observed.sum(0)
+    spread = float(((filled - mean) ** 2 * observed).sum() / observed.sum()) ** 0.5
+    model_class = PPCA if isotropic else FactorAnalysis
+    noise_shape = () if isotropic else (num_dims,)
+    store = pyro.get_param_store()
+    for name in ("loc", "weight", "noise_scale"):
+        if name in store:
+            del store[name]
+
+    def model(data: Tensor) -> None:
+        loc = pyro.param("loc", mean.clone())
+        weight = pyro.param(
+            "weight", 0.1 * spread * torch.randn(num_dims, latent_dim, dtype=data.dtype)
+        )
+        noise_scale = pyro.param(
+            "noise_scale",
+            torch.full(noise_shape, spread, dtype=data.dtype),
+            constraint=torch.distributions.constraints.positive,
+        )
+        with pyro.plate("rows", num_rows, subsample_size=subsample_size) as index:
+            pyro.sample("x", model_class(loc, weight, noise_scale), obs=data[index])
+
+    def guide(data: Tensor) -> None:
+        pass
+
+    svi = SVI(model, guide, Adam({"lr": learning_rate}), Trace_ELBO())
+    history = [-svi.step(data) / num_rows for _ in range(num_steps)]
+    with torch.no_grad():
+        distribution = model_class(
+            pyro.param("loc").detach(),
+            pyro.param("weight").detach(),
+            pyro.param("noise_scale").detach(),
+        )
+        log_likelihood = float(distribution.log_prob(data).mean())
+    return LinearGaussianFit(distribution, log_likelihood, history, num_steps, True, 0.0)
