@@ -99,8 +99,15 @@ def _check_data(data: Tensor, latent_dim: int) -> Tensor:
 
 
 def _moments(data: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and maximum-likelihood covariance (divided by N), in one pass of matrix products."""
+    """Mean and maximum-likelihood covariance (divided by N), in one pass of matrix products.
+
+    In float64 the covariance is :math:`X^\top X / N - \bar x \bar x^\top`, which avoids
+    copying the data; in lower precision the data are centred first, since that subtraction
+    would cancel digits.
+    """
     mean = data.mean(0)
+    if data.dtype == torch.float64:
+        return mean, data.T @ data / len(data) - torch.outer(mean, mean)
     centred = data - mean
     return mean, centred.T @ centred / len(data)
 
@@ -284,16 +291,19 @@ def _fit_with_missing(
     noise_variance = variances.clamp_min(floor)
     if isotropic:
         noise_variance = noise_variance.mean().expand_as(noise_variance).clone()
-    eye = torch.eye(latent_dim, dtype=data.dtype, device=data.device)
     model_class = PPCA if isotropic else FactorAnalysis
+
+    def build(mean: Tensor, weight: Tensor, noise_variance: Tensor) -> LinearGaussianLatent:
+        scale = noise_variance[0].sqrt() if isotropic else noise_variance.sqrt()
+        return model_class(mean, weight, scale)
+
     history: list[float] = []
     converged = False
+    distribution = build(mean, weight, noise_variance)
     for _ in range(max_iter):
-        precision = mask / noise_variance  # (N, D), zero where missing
-        capacitance = eye + torch.einsum("dk,nd,dl->nkl", weight, precision, weight)
-        covariance = torch.linalg.inv(capacitance)  # Cov[h_n], (N, K, K)
-        residual = torch.where(observed, data - mean, torch.zeros_like(data))
-        latent_mean = (covariance @ (weight.T @ (precision * residual).T).T.unsqueeze(-1))[..., 0]
+        # E-step: the exact posterior of each row's latents given its observed coordinates
+        posterior = distribution.posterior(data)
+        latent_mean, covariance = posterior.mean, posterior.covariance_matrix
         # sufficient statistics of the augmented latent (1, h) per coordinate
         augmented = torch.cat([torch.ones_like(latent_mean[:, :1]), latent_mean], dim=1)
         second = augmented.unsqueeze(-1) * augmented.unsqueeze(-2)
@@ -310,8 +320,7 @@ def _fit_with_missing(
         else:
             noise_variance = squared.sum(0) / counts
         noise_variance = noise_variance.clamp_min(floor)
-        noise_scale = noise_variance[0].sqrt() if isotropic else noise_variance.sqrt()
-        distribution = model_class(mean, weight, noise_scale)
+        distribution = build(mean, weight, noise_variance)
         history.append(float(distribution.log_prob(data).mean()))
         if len(history) > 1 and abs(history[-1] - history[-2]) < tol:
             converged = True
@@ -327,6 +336,7 @@ def fit_by_svi(
     learning_rate: float = 0.02,
     subsample_size: int | None = None,
     seed: int = 0,
+    name: str = "linear_gaussian",
 ) -> LinearGaussianFit:
     r"""Maximum likelihood by stochastic gradients through Pyro's SVI.
 
@@ -343,6 +353,8 @@ def fit_by_svi(
         learning_rate: Adam's step size.
         subsample_size: Rows per step (default: all).
         seed: Seeds the initialization and the subsampling.
+        name: Prefix of the ``pyro.param`` names (``NAME.loc``, ``NAME.weight``,
+            ``NAME.noise_scale``); earlier values under these names are replaced.
     """
     import pyro
     from pyro.infer import SVI, Trace_ELBO
@@ -358,17 +370,18 @@ def fit_by_svi(
     model_class = PPCA if isotropic else FactorAnalysis
     noise_shape = () if isotropic else (num_dims,)
     store = pyro.get_param_store()
-    for name in ("loc", "weight", "noise_scale"):
-        if name in store:
-            del store[name]
+    names = {part: f"{name}.{part}" for part in ("loc", "weight", "noise_scale")}
+    for full_name in names.values():
+        if full_name in store:
+            del store[full_name]
 
     def model(data: Tensor) -> None:
-        loc = pyro.param("loc", mean.clone())
+        loc = pyro.param(names["loc"], mean.clone())
         weight = pyro.param(
-            "weight", 0.1 * spread * torch.randn(num_dims, latent_dim, dtype=data.dtype)
+            names["weight"], 0.1 * spread * torch.randn(num_dims, latent_dim, dtype=data.dtype)
         )
         noise_scale = pyro.param(
-            "noise_scale",
+            names["noise_scale"],
             torch.full(noise_shape, spread, dtype=data.dtype),
             constraint=torch.distributions.constraints.positive,
         )
@@ -381,10 +394,6 @@ def fit_by_svi(
     svi = SVI(model, guide, Adam({"lr": learning_rate}), Trace_ELBO())
     history = [-svi.step(data) / num_rows for _ in range(num_steps)]
     with torch.no_grad():
-        distribution = model_class(
-            pyro.param("loc").detach(),
-            pyro.param("weight").detach(),
-            pyro.param("noise_scale").detach(),
-        )
+        distribution = model_class(*(pyro.param(names[part]).detach() for part in names))
         log_likelihood = float(distribution.log_prob(data).mean())
     return LinearGaussianFit(distribution, log_likelihood, history, num_steps, True, 0.0)
