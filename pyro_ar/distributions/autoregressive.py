@@ -29,6 +29,8 @@ from pyro.distributions import TorchDistribution
 from torch import Tensor
 from torch.distributions import constraints
 
+from .validation import check_value_shape
+
 
 def check_ordering(
     ordering: Tensor | Sequence[int] | None,
@@ -165,21 +167,7 @@ class BinaryAutoregressive(TorchDistribution):
     # ------------------------------------------------------------------ validation
 
     def _validate_sample(self, value: Tensor) -> None:
-        name = type(self).__name__
-        if not isinstance(value, Tensor):
-            raise ValueError(f"{name} expects a tensor value, got {type(value).__name__}")
-        if value.dim() < 1 or value.shape[-1] != self.num_dims:
-            raise ValueError(
-                f"{name} is over D={self.num_dims} binary dimensions, so a value must have shape "
-                f"(..., {self.num_dims}); got shape {tuple(value.shape)}"
-            )
-        try:
-            torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
-        except RuntimeError:
-            raise ValueError(
-                f"{name}: value batch shape {tuple(value.shape[:-1])} does not broadcast with "
-                f"the distribution's batch_shape {tuple(self.batch_shape)}"
-            ) from None
+        check_value_shape(self, value, "binary")
         self._check_binary(value)
 
     def _check_binary(self, value: Tensor) -> None:

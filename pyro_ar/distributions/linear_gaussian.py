@@ -37,6 +37,8 @@ from pyro.distributions import TorchDistribution
 from torch import Tensor
 from torch.distributions import constraints
 
+from .validation import check_value_shape
+
 
 class LinearGaussianLatent(TorchDistribution):
     r"""Base class of :class:`PPCA` and :class:`FactorAnalysis`: the marginal of
@@ -132,21 +134,10 @@ class LinearGaussianLatent(TorchDistribution):
     # ------------------------------------------------------------------ validation
 
     def _validate_sample(self, value: Tensor) -> None:
+        check_value_shape(self, value, "real")
         name = type(self).__name__
-        if not isinstance(value, Tensor) or not value.is_floating_point():
-            raise ValueError(f"{name} expects a floating-point tensor value")
-        if value.dim() < 1 or value.shape[-1] != self.event_shape[0]:
-            raise ValueError(
-                f"{name} is over D={self.event_shape[0]} dimensions, so a value must have shape "
-                f"(..., {self.event_shape[0]}); got {tuple(value.shape)}"
-            )
-        try:
-            torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
-        except RuntimeError:
-            raise ValueError(
-                f"{name}: value batch shape {tuple(value.shape[:-1])} does not broadcast with "
-                f"batch_shape {tuple(self.batch_shape)}"
-            ) from None
+        if not value.is_floating_point():
+            raise ValueError(f"{name} expects a floating-point value, got {value.dtype}")
         if torch.isinf(value).any():
             raise ValueError(
                 f"{name}: value contains inf; only finite values or NaN (missing) are allowed"

@@ -1,0 +1,39 @@
+r"""Checks of values passed to the distributions, with errors that name the problem."""
+
+from __future__ import annotations
+
+__all__ = ["check_value_shape"]
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution
+
+
+def check_value_shape(distribution: Distribution, value: object, kind: str) -> None:
+    """Checks that ``value`` is a tensor of shape ``(..., D)`` broadcastable with the
+    distribution's batch shape.
+
+    Arguments:
+        distribution: A distribution with ``event_shape == (D,)``.
+        value: The value to check.
+        kind: Words for the support in messages, e.g. ``"binary"``.
+
+    Raises:
+        ValueError: naming the expected and the actual shape.
+    """
+    name = type(distribution).__name__
+    if not isinstance(value, Tensor):
+        raise ValueError(f"{name} expects a tensor value, got {type(value).__name__}")
+    num_dims = distribution.event_shape[0]
+    if value.dim() < 1 or value.shape[-1] != num_dims:
+        raise ValueError(
+            f"{name} is over D={num_dims} {kind} dimensions, so a value must have shape "
+            f"(..., {num_dims}); got shape {tuple(value.shape)}"
+        )
+    try:
+        torch.broadcast_shapes(value.shape[:-1], distribution.batch_shape)
+    except RuntimeError:
+        raise ValueError(
+            f"{name}: value batch shape {tuple(value.shape[:-1])} does not broadcast with "
+            f"the distribution's batch_shape {tuple(distribution.batch_shape)}"
+        ) from None
