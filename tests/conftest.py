@@ -9,7 +9,8 @@ import pyro
 import pytest
 import torch
 
-from pyro_ar.distributions import FVSBN, NADE
+from pyro_ar.distributions import FVSBN, NADE, BernoulliMADE
+from pyro_ar.nn import MaskedAutoencoder
 
 #: Every test that takes ``device`` runs on each of these.
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -71,7 +72,41 @@ def make_nade(
     )
 
 
-MODEL_FACTORIES = {"fvsbn": make_fvsbn, "nade": make_nade}
+def make_made(
+    num_dims,
+    batch_shape=(),
+    ordering=None,
+    device="cpu",
+    dtype=torch.float64,
+    scale=1.0,
+    generator=None,
+    hidden=(12, 12),
+    direct_connections=True,
+):
+    """A Bernoulli MADE with random weights; a batch shape comes from a random context."""
+    context_features = 2 if batch_shape else 0
+    network = MaskedAutoencoder(
+        num_dims,
+        hidden,
+        ordering=ordering,
+        direct_connections=direct_connections,
+        context_features=context_features,
+        activation=torch.nn.Tanh,
+    ).to(device=device, dtype=dtype)
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator, dtype=dtype))
+        for layer in (network.output, network.direct):
+            if layer is not None:
+                for parameter in layer.parameters():
+                    parameter.mul_(scale)
+    context = None
+    if batch_shape:
+        context = torch.randn(*batch_shape, 2, generator=generator, dtype=dtype).to(device)
+    return BernoulliMADE(network, context)
+
+
+MODEL_FACTORIES = {"fvsbn": make_fvsbn, "nade": make_nade, "made": make_made}
 
 
 @pytest.fixture(params=sorted(MODEL_FACTORIES))

@@ -3,9 +3,11 @@ r"""Pyro distributions of the classic deep density models."""
 from .autoregressive import BinaryAutoregressive
 from .fvsbn import FVSBN
 from .linear_gaussian import PPCA, FactorAnalysis, LinearGaussianLatent
+from .made import BernoulliMADE
 from .nade import NADE
 
 __all__ = [
+    "BernoulliMADE",
     "BinaryAutoregressive",
     "FVSBN",
     "FactorAnalysis",

@@ -4,10 +4,20 @@ from torch import nn
 
 from .fvsbn import FVSBNModule
 from .initialization import marginal_logits
+from .masked import MaskedAutoencoder, MaskedLinear, made_degrees
 from .nade import NADEModule
 from .ordering import random_ordering
 
 #: Modules that checkpoints can rebuild, by the name used on the command line.
 MODULES: dict[str, type[nn.Module]] = {"fvsbn": FVSBNModule, "nade": NADEModule}
 
-__all__ = ["MODULES", "FVSBNModule", "NADEModule", "marginal_logits", "random_ordering"]
+__all__ = [
+    "MODULES",
+    "FVSBNModule",
+    "MaskedAutoencoder",
+    "MaskedLinear",
+    "NADEModule",
+    "made_degrees",
+    "marginal_logits",
+    "random_ordering",
+]
