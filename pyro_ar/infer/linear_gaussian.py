@@ -199,8 +199,8 @@ def fit_ppca(
     scales = (eigenvalues[:latent_dim] - noise_variance).clamp_min(0).sqrt()
     weight = eigenvectors[:, :latent_dim] * scales
     distribution = PPCA(mean, weight, noise_variance.sqrt())
-    variances = torch.full((num_dims,), float(noise_variance), dtype=data.dtype)
-    log_likelihood = _mean_log_likelihood(covariance, weight, variances.to(data.device))
+    variances = noise_variance.expand(num_dims)
+    log_likelihood = _mean_log_likelihood(covariance, weight, variances)
     return LinearGaussianFit(distribution, log_likelihood, [log_likelihood], 0, True, floor)
 
 
@@ -378,11 +378,12 @@ def fit_by_svi(
     def model(data: Tensor) -> None:
         loc = pyro.param(names["loc"], mean.clone())
         weight = pyro.param(
-            names["weight"], 0.1 * spread * torch.randn(num_dims, latent_dim, dtype=data.dtype)
+            names["weight"],
+            0.1 * spread * torch.randn(num_dims, latent_dim, dtype=data.dtype, device=data.device),
         )
         noise_scale = pyro.param(
             names["noise_scale"],
-            torch.full(noise_shape, spread, dtype=data.dtype),
+            torch.full(noise_shape, spread, dtype=data.dtype, device=data.device),
             constraint=torch.distributions.constraints.positive,
         )
         with pyro.plate("rows", num_rows, subsample_size=subsample_size) as index:
