@@ -31,7 +31,7 @@ from .infer import (
     mean_nll,
     save_checkpoint,
 )
-from .nn import MODULES, FVSBNModule, NADEModule, random_ordering
+from .nn import MODULES, FVSBNModule, MADEModule, NADEModule, random_ordering
 
 logger = logging.getLogger("pyro_ar")
 
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit = commands.add_parser("fit", help="train a model and report its NLL in nats")
     fit.add_argument("model", choices=sorted(MODULES), help="model to train")
     _add_data_options(fit, default="digits")
-    fit.add_argument("--hidden", type=_positive_int, default=500, help="NADE hidden units")
+    fit.add_argument("--hidden", type=_positive_int, default=500, help="hidden units (NADE, MADE)")
     fit.add_argument("--ordering", choices=("natural", "random"), default="natural")
     fit.add_argument("--epochs", type=_positive_int, default=500)
     fit.add_argument("--batch-size", type=_positive_int, default=100)
@@ -107,6 +107,8 @@ def _build_module(args: argparse.Namespace, train: torch.Tensor) -> torch.nn.Mod
     ordering = random_ordering(num_dims, args.seed) if args.ordering == "random" else None
     if args.model == "nade":
         return NADEModule(num_dims, args.hidden, ordering=ordering, data=train, seed=args.seed)
+    if args.model == "made":
+        return MADEModule(num_dims, [args.hidden], ordering=ordering, data=train, seed=args.seed)
     return FVSBNModule(num_dims, ordering=ordering, data=train)
 
 

@@ -24,12 +24,13 @@ def test_fit_writes_checkpoint_history_and_samples(fitted, capsys):
     assert (fitted / "fvsbn-digits-samples.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_fit_prints_the_three_nlls(tmp_path, capsys):
+@pytest.mark.parametrize("model", ["nade", "made"])
+def test_fit_prints_the_three_nlls(model, tmp_path, capsys):
     assert (
         main(
             [
                 "fit",
-                "nade",
+                model,
                 "--hidden",
                 "8",
                 "--epochs",

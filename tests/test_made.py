@@ -82,3 +82,26 @@ def test_bad_arguments():
         BernoulliMADE(_network(context_features=2))
     with pytest.raises(ValueError, match="'random'"):
         _network(ordering="shuffled")
+
+
+@pytest.mark.parametrize("hidden", [(10,), (10, 8)])
+def test_incremental_sampler_gives_the_full_pass_logits(hidden):
+    network = _network(
+        hidden_features=hidden,
+        direct_connections=True,
+        context_features=2,
+        ordering="random",
+        seed=2,
+    )
+    context = torch.randn(5, 2, dtype=torch.float64)
+    distribution = BernoulliMADE(network, context)
+    state = distribution._sampling_start(torch.Size([5]))
+    logits, values = [], []
+    for step in range(7):
+        logits.append(distribution._sampling_logit(state, step))
+        value = torch.randint(0, 2, (5,)).double()
+        values.append(value)
+        distribution._sampling_advance(state, step, value)
+    x = torch.stack(values, -1)[..., distribution.rank]
+    full = distribution.conditional_logits(x)[..., distribution.ordering]
+    assert torch.allclose(torch.stack(logits, -1), full, atol=1e-10)

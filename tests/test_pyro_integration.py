@@ -13,10 +13,13 @@ from pyro.optim import Adam
 
 from pyro_ar.data import load_binarized_digits
 from pyro_ar.infer import mean_nll
-from pyro_ar.nn import FVSBNModule, NADEModule
+from pyro_ar.nn import FVSBNModule, MADEModule, NADEModule
 
 MODULES = {
     "fvsbn": lambda data, context=0: FVSBNModule(64, data=data, context_features=context),
+    "made": lambda data, context=0: MADEModule(
+        64, [48], data=data, context_features=context, direct_connections=True
+    ),
     "nade": lambda data, context=0: NADEModule(
         64, 16, data=data, context_features=context, seed=0
     ),
@@ -87,7 +90,8 @@ def test_predictive_and_trace_shapes(name, parallel, digits):
     assert site["fn"].batch_shape == (32,)
     assert site["value"].shape == (32, 64)
     assert site["log_prob"].shape == (32,)
-    assert type(site["fn"]).__name__ == name.upper()  # expand kept the class
+    expected = {"fvsbn": "FVSBN", "nade": "NADE", "made": "BernoulliMADE"}[name]
+    assert type(site["fn"]).__name__ == expected  # expand kept the class
 
 
 def _decoder_model(module, data, latent=3):

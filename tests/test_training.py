@@ -14,7 +14,7 @@ from pyro_ar.infer import (
     mean_nll,
     save_checkpoint,
 )
-from pyro_ar.nn import FVSBNModule, NADEModule
+from pyro_ar.nn import FVSBNModule, MADEModule, NADEModule
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,12 @@ def test_config_rejects_nonsense():
 
 
 @pytest.mark.parametrize(
-    "module", [FVSBNModule(10, ordering=torch.randperm(10)), NADEModule(10, 5, context_features=2)]
+    "module",
+    [
+        FVSBNModule(10, ordering=torch.randperm(10)),
+        NADEModule(10, 5, context_features=2),
+        MADEModule(10, [8], ordering="random", direct_connections=True, context_features=2),
+    ],
 )
 def test_checkpoint_round_trip(module, tmp_path):
     with torch.no_grad():

@@ -20,7 +20,9 @@ class BernoulliMADE(BinaryAutoregressive):
     :math:`\ell = f(x)` is a :class:`~pyro_ar.nn.MaskedAutoencoder` with one output per
     dimension, so :meth:`log_prob` is one network pass.
 
-    Sampling runs the network once per dimension (:math:`D` passes for the whole batch).
+    Sampling is incremental: the first hidden layer's pre-activation is a running sum over the
+    inputs drawn so far, and each step evaluates the upper layers and one output row only,
+    instead of a full network pass per dimension.
 
     Arguments:
         network: A :class:`~pyro_ar.nn.MaskedAutoencoder` with ``outputs_per_dim == 1``; its
@@ -89,11 +91,24 @@ class BernoulliMADE(BinaryAutoregressive):
     def _ordered_logits(self, ordered_value: Tensor) -> Tensor:
         return self._to_ordering(self._logits(self._from_ordering(ordered_value)))
 
-    def _sampling_start(self, shape: torch.Size) -> dict[str, Tensor]:
-        return {"x": torch.zeros(shape + self.event_shape, dtype=self._dtype, device=self._device)}
+    def _sampling_start(self, shape: torch.Size) -> dict:
+        context = self.context
+        if context is not None:
+            context = context.expand(shape + context.shape[-1:])
+        return {
+            "x": torch.zeros(shape + self.event_shape, dtype=self._dtype, device=self._device),
+            "first_layer": self.network.first_layer_start(shape, context),
+            "weights": self.network.masked_weights(),
+            "order": self.ordering.tolist(),
+        }
 
-    def _sampling_logit(self, state: dict[str, Tensor], step: int) -> Tensor:
-        return self._logits(state["x"])[..., self.ordering[step]]
+    def _sampling_logit(self, state: dict, step: int) -> Tensor:
+        dim = state["order"][step]
+        return self.network.output_for(state["first_layer"], state["x"], dim, state["weights"])[
+            ..., 0
+        ]
 
-    def _sampling_advance(self, state: dict[str, Tensor], step: int, value: Tensor) -> None:
-        state["x"][..., self.ordering[step]] = value
+    def _sampling_advance(self, state: dict, step: int, value: Tensor) -> None:
+        dim = state["order"][step]
+        state["x"][..., dim] = value
+        state["first_layer"].add_(value.unsqueeze(-1) * state["weights"]["input_columns"][dim])

@@ -4,16 +4,22 @@ from torch import nn
 
 from .fvsbn import FVSBNModule
 from .initialization import marginal_logits
+from .made import MADEModule
 from .masked import MaskedAutoencoder, MaskedLinear, made_degrees
 from .nade import NADEModule
 from .ordering import random_ordering
 
 #: Modules that checkpoints can rebuild, by the name used on the command line.
-MODULES: dict[str, type[nn.Module]] = {"fvsbn": FVSBNModule, "nade": NADEModule}
+MODULES: dict[str, type[nn.Module]] = {
+    "fvsbn": FVSBNModule,
+    "made": MADEModule,
+    "nade": NADEModule,
+}
 
 __all__ = [
     "MODULES",
     "FVSBNModule",
+    "MADEModule",
     "MaskedAutoencoder",
     "MaskedLinear",
     "NADEModule",

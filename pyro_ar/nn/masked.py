@@ -177,6 +177,42 @@ class MaskedAutoencoder(nn.Module):
         if self.direct is not None:
             self.direct.set_mask(output_degrees[:, None] > degrees[0][None, :])
 
+    def masked_weights(self) -> dict[str, Tensor | None]:
+        """The masked weight matrices, computed once (for the incremental sampler)."""
+        return {
+            "input_columns": (self.hidden[0].weight * self.hidden[0].mask).T,  # (D, H1)
+            "output": self.output.weight * self.output.mask,
+            "direct": None if self.direct is None else self.direct.weight * self.direct.mask,
+        }
+
+    def first_layer_start(self, shape: torch.Size, context: Tensor | None = None) -> Tensor:
+        """The first hidden layer's pre-activation at :math:`x = 0` (bias plus context term),
+        shape ``shape + (H1,)``: the start of the incremental sampler's running sum."""
+        start = self.hidden[0].bias
+        if check_context("MaskedAutoencoder", context, self.context_features) is not None:
+            start = start + self.context(context)
+        return start.expand(torch.Size(shape) + start.shape[-1:]).clone()
+
+    def output_for(
+        self, first_layer: Tensor, x: Tensor, dim: int, weights: dict[str, Tensor | None]
+    ) -> Tensor:
+        r"""The ``P`` outputs of dimension ``dim`` from the first layer's pre-activation.
+
+        Incremental sampling keeps that pre-activation as a running sum over the inputs drawn so
+        far, so each step costs the upper layers and one output row, not a full pass.
+
+        Returns:
+            Shape ``first_layer.shape[:-1] + (P,)``.
+        """
+        hidden = self.activation(first_layer)
+        for layer in self.hidden[1:]:
+            hidden = self.activation(layer(hidden))
+        rows = slice(dim * self.outputs_per_dim, (dim + 1) * self.outputs_per_dim)
+        out = F.linear(hidden, weights["output"][rows], self.output.bias[rows])
+        if weights["direct"] is not None:
+            out = out + F.linear(x, weights["direct"][rows])
+        return out
+
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         """Parameters of every conditional, shape ``broadcast(x, context).shape[:-1] + (D, P)``.
 

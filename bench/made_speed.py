@@ -1,0 +1,136 @@
+"""MADE speed at D=784, one hidden layer of 500, batch 100: sampling 100 binary vectors and a
+training step, side by side with peers measured in the same run.
+
+Targets (issue 3, 2 CPU cores): sampling 100 vectors in <= 0.15 s (incremental first layer);
+a training step within 1.2x of an unmasked 784-500-784 MLP.
+
+Peers used the same way (one full network pass per dimension when sampling):
+pyro's ``AutoRegressiveNN``, nflows' ``MADE`` (if installed; ``pip install --no-deps nflows``),
+and pyro_ar's own network without the incremental path.
+
+    python bench/made_speed.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from common import write_result
+from pyro.nn import AutoRegressiveNN
+
+from pyro_ar.distributions import BernoulliMADE
+from pyro_ar.nn import MaskedAutoencoder
+
+
+def median_seconds(function, repeats: int) -> float:
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def sample_by_full_passes(logits_of, num_dims: int, batch: int) -> torch.Tensor:
+    """Ancestral sampling that reruns the whole network for every dimension."""
+    x = torch.zeros(batch, num_dims)
+    with torch.no_grad():
+        for d in range(num_dims):
+            x[:, d] = torch.bernoulli(torch.sigmoid(logits_of(x)[:, d]))
+    return x
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dims", type=int, default=784)
+    parser.add_argument("--hidden", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    dims, hidden, batch = args.dims, args.hidden, args.batch
+    network = MaskedAutoencoder(dims, [hidden])
+    distribution = BernoulliMADE(network)
+    x = (torch.rand(batch, dims) < 0.13).float()
+
+    sampling = {
+        "pyro_ar_incremental": median_seconds(lambda: distribution.sample((batch,)), args.repeats),
+        "pyro_ar_full_passes": median_seconds(
+            lambda: sample_by_full_passes(lambda v: network(v)[..., 0], dims, batch), 2
+        ),
+    }
+    pyro_net = AutoRegressiveNN(dims, [hidden], param_dims=[1])
+    sampling["pyro_AutoRegressiveNN"] = median_seconds(
+        lambda: sample_by_full_passes(lambda v: pyro_net(v), dims, batch), 2
+    )
+    try:
+        from nflows.transforms.made import MADE as NflowsMADE
+
+        nflows_net = NflowsMADE(
+            features=dims,
+            hidden_features=hidden,
+            num_blocks=1,
+            use_residual_blocks=False,
+            activation=F.relu,
+        )
+        sampling["nflows_MADE"] = median_seconds(
+            lambda: sample_by_full_passes(nflows_net, dims, batch), 2
+        )
+    except ImportError:
+        sampling["nflows_MADE"] = None
+
+    mlp = torch.nn.Sequential(
+        torch.nn.Linear(dims, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, dims)
+    )
+    made_optimizer = torch.optim.Adam(network.parameters(), lr=1e-4)
+    mlp_optimizer = torch.optim.Adam(mlp.parameters(), lr=1e-4)
+
+    def made_step():
+        made_optimizer.zero_grad()
+        (-distribution.log_prob(x).mean()).backward()
+        made_optimizer.step()
+
+    def mlp_step():
+        mlp_optimizer.zero_grad()
+        F.binary_cross_entropy_with_logits(mlp(x), x, reduction="none").sum(-1).mean().backward()
+        mlp_optimizer.step()
+
+    repeats = args.repeats * 10
+    training = {
+        "pyro_ar_examples_per_second": batch / median_seconds(made_step, repeats),
+        "unmasked_mlp_examples_per_second": batch / median_seconds(mlp_step, repeats),
+    }
+    training["slowdown_vs_unmasked"] = (
+        training["unmasked_mlp_examples_per_second"] / training["pyro_ar_examples_per_second"]
+    )
+    print(
+        f"MADE D={dims} H={hidden}, sampling {batch} vectors ({torch.get_num_threads()} threads):"
+    )
+    for name, seconds in sampling.items():
+        if seconds is not None:
+            ratio = seconds / sampling["pyro_ar_incremental"]
+            print(f"  {name:24s} {seconds:7.3f} s  ({ratio:5.1f}x the incremental sampler)")
+    print(
+        f"training step: pyro_ar {training['pyro_ar_examples_per_second']:.0f} ex/s, unmasked "
+        f"MLP {training['unmasked_mlp_examples_per_second']:.0f} ex/s "
+        f"({training['slowdown_vs_unmasked']:.2f}x slower)"
+    )
+    write_result(
+        "made_speed",
+        {
+            "dims": dims,
+            "hidden": hidden,
+            "batch": batch,
+            "sampling_seconds": sampling,
+            "training": training,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
