@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from pyro_ar.distributions import BernoulliMADE
+from pyro_ar.distributions import BernoulliMADE, MADEEnsemble
 from pyro_ar.nn import MaskedAutoencoder, MaskedLinear
 
 
@@ -105,3 +105,114 @@ def test_incremental_sampler_gives_the_full_pass_logits(hidden):
     x = torch.stack(values, -1)[..., distribution.rank]
     full = distribution.conditional_logits(x)[..., distribution.ordering]
     assert torch.allclose(torch.stack(logits, -1), full, atol=1e-10)
+
+
+def _ensemble(context_features=0, order_agnostic=True, num_masks=4):
+    network = _network(
+        num_masks=num_masks,
+        order_agnostic=order_agnostic,
+        context_features=context_features,
+        direct_connections=True,
+        seed=5,
+    )
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.normal_()
+    return network
+
+
+@pytest.mark.parametrize("context_features", [0, 2])
+def test_mask_ensemble_is_a_normalized_mixture(context_features):
+    network = _ensemble(context_features)
+    context = torch.randn(3, 2, dtype=torch.float64) if context_features else None
+    ensemble = MADEEnsemble(network, context)
+    states = BernoulliMADE(network, context).enumerate_support()
+    log_probs = ensemble.log_prob(states)
+    total = log_probs.logsumexp(0)
+    assert torch.allclose(total, torch.zeros_like(total), atol=1e-10)
+    per_mask = torch.stack([BernoulliMADE(network, context, m).log_prob(states) for m in range(4)])
+    assert torch.allclose(log_probs, per_mask.logsumexp(0) - torch.log(torch.tensor(4.0)))
+    # the masks really differ, and averaging logits would be a different (wrong) model
+    assert (per_mask.std(0) > 1e-3).any()
+    logits = torch.stack([network(states, context, mask_index=m)[..., 0] for m in range(4)])
+    averaged = torch.distributions.Bernoulli(logits=logits.mean(0)).log_prob(states).sum(-1)
+    assert not torch.allclose(averaged, log_probs, atol=1e-3)
+
+
+def test_mask_ensemble_sampler_matches_its_log_prob():
+    from stats import chi_square_p_value
+
+    network = _ensemble(num_masks=3)
+    ensemble = MADEEnsemble(network)
+    states = BernoulliMADE(network).enumerate_support()
+    probs = ensemble.log_prob(states).exp()
+    samples = ensemble.sample((30000,))
+    assert samples.shape == (30000, 7)
+    p_value, _ = chi_square_p_value(samples, probs)
+    assert p_value > 1e-3
+    # a single component's samples are not the mixture's
+    p_value, _ = chi_square_p_value(BernoulliMADE(network, None, 1).sample((30000,)), probs)
+    assert p_value < 1e-6
+
+
+def test_every_mask_set_is_autoregressive_in_its_own_ordering():
+    network = _ensemble(num_masks=5)
+    orderings = {tuple(network.orderings[m].tolist()) for m in range(5)}
+    assert len(orderings) > 1  # order-agnostic: the sets have their own orderings
+    for mask in range(5):
+        x = torch.rand(7, dtype=torch.float64)
+        jacobian = torch.autograd.functional.jacobian(
+            lambda v, m=mask: network(v, mask_index=m)[..., 0], x
+        )
+        rank = torch.argsort(network.orderings[mask])
+        assert torch.all(jacobian[~(rank[None, :] < rank[:, None])] == 0)
+
+
+def test_ensemble_gradients_and_mask_cycling():
+    network = _ensemble(num_masks=3)
+    x = torch.randint(0, 2, (6, 7)).double()
+    MADEEnsemble(network).log_prob(x).sum().backward()  # no in-place mask changes in the graph
+    assert all(p.grad is not None for p in network.parameters())
+    weights = {name: p.detach().clone() for name, p in network.named_parameters()}
+    seen = []
+    for _ in range(4):
+        seen.append(network.current_mask)
+        network.next_mask()
+    assert seen == [0, 1, 2, 0]
+    for name, parameter in network.named_parameters():
+        assert torch.equal(parameter, weights[name])
+    with pytest.raises(ValueError, match="mask index"):
+        network.select_mask(3)
+
+
+def test_made_module_trains_with_cycling_masks_and_evaluates_the_ensemble(tmp_path):
+    from pyro_ar.data import load_binarized_digits
+    from pyro_ar.infer import TrainingConfig, fit_maximum_likelihood, load_checkpoint, mean_nll
+    from pyro_ar.nn import MADEModule
+
+    digits = load_binarized_digits()
+    module = MADEModule(64, [64], num_masks=4, order_agnostic=True, data=digits.train)
+    module.train()
+    assert isinstance(module(), BernoulliMADE) and module.network.current_mask == 1
+    module.eval()
+    assert isinstance(module(), MADEEnsemble)
+    config = TrainingConfig(epochs=3, progress=False, learning_rate=3e-3)
+    result = fit_maximum_likelihood(
+        module, digits.train, digits.valid, config, tmp_path / "made.pt"
+    )
+    assert result.best_valid_nll < 30
+    loaded, _ = load_checkpoint(tmp_path / "made.pt")
+    assert isinstance(loaded(), MADEEnsemble)
+    assert torch.equal(loaded.network.orderings, module.network.orderings)
+    assert mean_nll(loaded, digits.valid) == pytest.approx(result.best_valid_nll, rel=1e-5)
+
+
+def test_loading_a_state_dict_refreshes_the_masks():
+    source = _ensemble(num_masks=2)
+    source.update_masks(torch.randperm(7))  # degrees no longer reproducible from the seed
+    target = _ensemble(num_masks=2)
+    target(torch.rand(7, dtype=torch.float64), mask_index=0)  # fill the mask cache
+    target.load_state_dict(source.state_dict())
+    x = torch.rand(4, 7, dtype=torch.float64)
+    for mask in range(2):
+        assert torch.equal(target(x, mask_index=mask), source(x, mask_index=mask))

@@ -3,7 +3,7 @@ r"""Pyro distributions of the classic deep density models."""
 from .autoregressive import BinaryAutoregressive
 from .fvsbn import FVSBN
 from .linear_gaussian import PPCA, FactorAnalysis, LinearGaussianLatent
-from .made import BernoulliMADE
+from .made import BernoulliMADE, MADEEnsemble
 from .nade import NADE
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "FVSBN",
     "FactorAnalysis",
     "LinearGaussianLatent",
+    "MADEEnsemble",
     "NADE",
     "PPCA",
 ]

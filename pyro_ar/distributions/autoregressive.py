@@ -29,7 +29,7 @@ from pyro.distributions import TorchDistribution
 from torch import Tensor
 from torch.distributions import constraints
 
-from .validation import check_value_shape
+from .validation import check_binary_values, check_value_shape
 
 
 def check_ordering(
@@ -171,16 +171,7 @@ class BinaryAutoregressive(TorchDistribution):
         self._check_binary(value)
 
     def _check_binary(self, value: Tensor) -> None:
-        name = type(self).__name__
-        if value.is_floating_point() and torch.isnan(value).any():
-            raise ValueError(f"{name}: value contains NaN; values must be 0 or 1")
-        invalid = (value != 0) & (value != 1)
-        if invalid.any():
-            example = value[invalid].flatten()[0].item()
-            raise ValueError(
-                f"{name} is a distribution over binary vectors: values must be 0 or 1, found "
-                f"{example!r} ({int(invalid.sum())} invalid entries)"
-            )
+        check_binary_values(type(self).__name__, value)
 
     def _prepare(self, value: Tensor) -> Tensor:
         """Validates, casts to the parameters' dtype, and expands ``value`` to the batch shape."""

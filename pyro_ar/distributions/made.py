@@ -2,14 +2,18 @@ r"""MADE distributions: masked autoencoders as autoregressive densities."""
 
 from __future__ import annotations
 
-__all__ = ["BernoulliMADE"]
+__all__ = ["BernoulliMADE", "MADEEnsemble"]
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
+from pyro.distributions import TorchDistribution
 from torch import Tensor
+from torch.distributions import constraints
 
 from .autoregressive import BinaryAutoregressive
+from .validation import check_binary_values, check_value_shape
 
 if TYPE_CHECKING:
     from ..nn.masked import MaskedAutoencoder
@@ -29,6 +33,8 @@ class BernoulliMADE(BinaryAutoregressive):
             ordering is the distribution's.
         context: Optional context, shape ``batch_shape + (context_features,)``; it sets the
             batch shape.
+        mask_index: The network's mask set to use (default: its selected one). The
+            distribution evaluates that set without changing the network's selection.
         validate_args: Whether to validate values.
 
     References:
@@ -42,6 +48,7 @@ class BernoulliMADE(BinaryAutoregressive):
         self,
         network: MaskedAutoencoder,
         context: Tensor | None = None,
+        mask_index: int | None = None,
         validate_args: bool | None = None,
     ) -> None:
         if network.outputs_per_dim != 1:
@@ -53,13 +60,18 @@ class BernoulliMADE(BinaryAutoregressive):
             raise ValueError("this MADE network is conditional: pass a context")
         self.network = network
         self.context = context
+        self.mask_index = network.current_mask if mask_index is None else int(mask_index)
+        if not 0 <= self.mask_index < network.num_masks:
+            raise ValueError(
+                f"mask_index must lie in [0, {network.num_masks}), got {self.mask_index}"
+            )
         parameter = next(network.parameters())
         self._parameter_dtype = parameter.dtype
         batch_shape = context.shape[:-1] if context is not None else torch.Size()
         super().__init__(
             network.num_dims,
             batch_shape,
-            network.ordering.to(parameter.device),
+            network.orderings[self.mask_index].to(parameter.device),
             parameter.device,
             validate_args,
         )
@@ -68,6 +80,7 @@ class BernoulliMADE(BinaryAutoregressive):
         new = self._get_checked_instance(BernoulliMADE, _instance)
         batch_shape = torch.Size(batch_shape)
         new.network, new._parameter_dtype = self.network, self._parameter_dtype
+        new.mask_index = self.mask_index
         new.context = (
             None
             if self.context is None
@@ -86,7 +99,7 @@ class BernoulliMADE(BinaryAutoregressive):
             shape = torch.broadcast_shapes(value.shape[:-1], context.shape[:-1])
             value = value.expand(shape + value.shape[-1:])
             context = context.expand(shape + context.shape[-1:])
-        return self.network(value, context)[..., 0]
+        return self.network(value, context, mask_index=self.mask_index)[..., 0]
 
     def _ordered_logits(self, ordered_value: Tensor) -> Tensor:
         return self._to_ordering(self._logits(self._from_ordering(ordered_value)))
@@ -98,7 +111,7 @@ class BernoulliMADE(BinaryAutoregressive):
         return {
             "x": torch.zeros(shape + self.event_shape, dtype=self._dtype, device=self._device),
             "first_layer": self.network.first_layer_start(shape, context),
-            "weights": self.network.masked_weights(),
+            "weights": self.network.masked_weights(self.mask_index),
             "order": self.ordering.tolist(),
         }
 
@@ -112,3 +125,93 @@ class BernoulliMADE(BinaryAutoregressive):
         dim = state["order"][step]
         state["x"][..., dim] = value
         state["first_layer"].add_(value.unsqueeze(-1) * state["weights"]["input_columns"][dim])
+
+
+class MADEEnsemble(TorchDistribution):
+    r"""The ensemble of a MADE network's mask sets: the uniform mixture
+
+    .. math:: p(x) = \frac{1}{M} \sum_{m=1}^{M} p_m(x), \qquad
+       \log p(x) = \operatorname{logsumexp}_m \log p_m(x) - \log M,
+
+    where :math:`p_m` is the :class:`BernoulliMADE` of mask set :math:`m`. This is a normalized
+    density; averaging the *logits* over masks (as some code does) is not.
+
+    :meth:`log_prob` costs :math:`M` network passes; :meth:`sample` draws a mask set per sample
+    and runs that set's incremental sampler on the samples that chose it.
+
+    Arguments:
+        network: A :class:`~pyro_ar.nn.MaskedAutoencoder` with one output per dimension.
+        context: Optional context, shape ``batch_shape + (context_features,)``.
+        validate_args: Whether to validate values.
+
+    References:
+        | MADE: Masked Autoencoder for Distribution Estimation (Germain et al., 2015)
+        | https://arxiv.org/abs/1502.03509
+    """
+
+    arg_constraints = {}
+    support = constraints.independent(constraints.boolean, 1)
+    has_enumerate_support = False
+
+    def __init__(
+        self,
+        network: MaskedAutoencoder,
+        context: Tensor | None = None,
+        validate_args: bool | None = None,
+    ) -> None:
+        self.network = network
+        self.context = context
+        self.components = [
+            BernoulliMADE(network, context, index, validate_args=False)
+            for index in range(network.num_masks)
+        ]
+        batch_shape = context.shape[:-1] if context is not None else torch.Size()
+        super().__init__(batch_shape, torch.Size([network.num_dims]), validate_args)
+
+    def expand(self, batch_shape: torch.Size, _instance: MADEEnsemble | None = None):
+        batch_shape = torch.Size(batch_shape)
+        context = self.context
+        if context is not None:
+            context = context.expand(batch_shape + context.shape[-1:])
+        new = self._get_checked_instance(MADEEnsemble, _instance)
+        new.network, new.context = self.network, context
+        new.components = [component.expand(batch_shape) for component in self.components]
+        super(MADEEnsemble, new).__init__(batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    def _validate_sample(self, value: Tensor) -> None:
+        check_value_shape(self, value, "binary")
+        check_binary_values(type(self).__name__, value)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """Log-density of the mixture, shape ``broadcast(value.shape[:-1], batch_shape)``."""
+        if self._validate_args:
+            self._validate_sample(value)
+        per_mask = torch.stack([component.log_prob(value) for component in self.components])
+        return per_mask.logsumexp(0) - math.log(len(self.components))
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        """Draws a mask set uniformly per sample, then a sample from that set's model.
+
+        Returns:
+            Shape ``sample_shape + batch_shape + (D,)``.
+        """
+        shape = torch.Size(sample_shape) + self.batch_shape
+        first = self.components[0]
+        out = torch.empty(shape + self.event_shape, dtype=first._dtype, device=first._device)
+        choice = torch.randint(len(self.components), shape, device=first._device)
+        context = self.context
+        if context is not None:
+            context = context.expand(shape + context.shape[-1:])
+        with torch.no_grad():
+            for index, component in enumerate(self.components):
+                chosen = choice == index
+                count = int(chosen.sum())
+                if count == 0:
+                    continue
+                if context is None:
+                    out[chosen] = component.sample((count,))
+                else:
+                    out[chosen] = BernoulliMADE(self.network, context[chosen], index).sample()
+        return out

@@ -2,7 +2,7 @@ r"""Checks of values passed to the distributions, with errors that name the prob
 
 from __future__ import annotations
 
-__all__ = ["check_value_shape"]
+__all__ = ["check_binary_values", "check_value_shape"]
 
 import torch
 from torch import Tensor
@@ -37,3 +37,20 @@ def check_value_shape(distribution: Distribution, value: object, kind: str) -> N
             f"{name}: value batch shape {tuple(value.shape[:-1])} does not broadcast with "
             f"the distribution's batch_shape {tuple(distribution.batch_shape)}"
         ) from None
+
+
+def check_binary_values(owner: str, value: Tensor) -> None:
+    """Checks that every entry of ``value`` is 0 or 1 (no NaN).
+
+    Raises:
+        ValueError: naming an offending value and how many there are.
+    """
+    if value.is_floating_point() and torch.isnan(value).any():
+        raise ValueError(f"{owner}: value contains NaN; values must be 0 or 1")
+    invalid = (value != 0) & (value != 1)
+    if invalid.any():
+        example = value[invalid].flatten()[0].item()
+        raise ValueError(
+            f"{owner} is a distribution over binary vectors: values must be 0 or 1, found "
+            f"{example!r} ({int(invalid.sum())} invalid entries)"
+        )

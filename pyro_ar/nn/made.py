@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..distributions.made import BernoulliMADE
+from ..distributions.made import BernoulliMADE, MADEEnsemble
 from .initialization import marginal_logits
 from .masked import MaskedAutoencoder
 
@@ -20,6 +20,10 @@ class MADEModule(nn.Module):
     :class:`~pyro_ar.distributions.BernoulliMADE` when called (with a context, if the network
     has one), so ``pyro.module`` registers it and the trainer and checkpoints work.
 
+    With ``num_masks > 1``: in training mode each call moves to the next mask set and returns
+    its model (connectivity-agnostic training, one mask set per step); in evaluation mode a
+    call returns the :class:`~pyro_ar.distributions.MADEEnsemble` of all mask sets.
+
     Arguments:
         num_dims: :math:`D`.
         hidden_features: Sizes of the hidden layers.
@@ -27,6 +31,8 @@ class MADEModule(nn.Module):
         random_hidden_degrees: Draw hidden degrees at random (seeded).
         direct_connections: Add masked input-to-output connections.
         context_features: Size of the context (0 for none).
+        num_masks: Number of mask sets.
+        order_agnostic: Give every mask set after the first its own random ordering.
         data: Optional binary data ``(N, D)``: output biases start at its marginal logits.
         seed: Seed of the random ordering, degrees and weights.
 
@@ -43,6 +49,8 @@ class MADEModule(nn.Module):
         random_hidden_degrees: bool = False,
         direct_connections: bool = False,
         context_features: int = 0,
+        num_masks: int = 1,
+        order_agnostic: bool = False,
         data: Tensor | None = None,
         seed: int = 0,
     ) -> None:
@@ -56,6 +64,8 @@ class MADEModule(nn.Module):
                 random_hidden_degrees=random_hidden_degrees,
                 direct_connections=direct_connections,
                 context_features=context_features,
+                num_masks=num_masks,
+                order_agnostic=order_agnostic,
                 seed=seed,
             )
         if data is not None:
@@ -67,6 +77,8 @@ class MADEModule(nn.Module):
             "random_hidden_degrees": random_hidden_degrees,
             "direct_connections": direct_connections,
             "context_features": context_features,
+            "num_masks": num_masks,
+            "order_agnostic": order_agnostic,
             "seed": seed,
         }
 
@@ -76,14 +88,19 @@ class MADEModule(nn.Module):
 
     @property
     def ordering(self) -> Tensor:
-        """The network's ordering of the dimensions."""
-        return self.network.ordering
+        """The ordering of the first mask set."""
+        return self.network.orderings[0]
 
     @property
     def config(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this module (used by checkpoints)."""
-        return {**self._config, "ordering": self.network.ordering.tolist()}
+        return {**self._config, "ordering": self.network.orderings[0].tolist()}
 
-    def forward(self, context: Tensor | None = None) -> BernoulliMADE:
+    def forward(self, context: Tensor | None = None) -> BernoulliMADE | MADEEnsemble:
         """The distribution; its batch shape is ``context.shape[:-1]`` when a context is given."""
-        return BernoulliMADE(self.network, context)
+        if self.network.num_masks == 1:
+            return BernoulliMADE(self.network, context)
+        if self.training:
+            self.network.next_mask()
+            return BernoulliMADE(self.network, context)
+        return MADEEnsemble(self.network, context)

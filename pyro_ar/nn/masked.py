@@ -97,16 +97,26 @@ class MaskedAutoencoder(nn.Module):
     Output shape ``(..., D, P)``: ``P = outputs_per_dim`` parameters per dimension (1 logit,
     ``K`` category logits, a mean and a log-scale, mixture parameters...).
 
+    With ``num_masks > 1`` the network holds several mask sets (connectivity-agnostic training:
+    each set draws its own hidden degrees; with ``order_agnostic`` each also draws its own
+    ordering). :meth:`select_mask` / :meth:`next_mask` choose the set used by a plain call, and
+    ``forward(..., mask_index=m)`` evaluates any set without changing that choice. Only the
+    degrees are stored; masks are computed from them when first needed.
+
     Arguments:
         num_dims: :math:`D`.
         hidden_features: Sizes of the hidden layers (at least one).
         outputs_per_dim: :math:`P`.
         ordering: Permutation of ``range(D)``, or ``"random"`` (seeded); natural by default.
-        random_hidden_degrees: Draw hidden degrees at random (seeded) rather than evenly.
+            It is the ordering of mask set 0.
+        random_hidden_degrees: Draw hidden degrees at random (seeded) rather than evenly
+            (always the case for mask sets after the first).
         direct_connections: Add masked input-to-output connections.
         context_features: Size of a context vector fed (unmasked) to the first hidden layer.
         activation: Hidden nonlinearity.
-        seed: Seed of the random ordering and degrees.
+        num_masks: Number of mask sets.
+        order_agnostic: Give every mask set after the first its own random ordering.
+        seed: Seed of the random orderings and degrees.
 
     References:
         | MADE: Masked Autoencoder for Distribution Estimation (Germain et al., 2015)
@@ -123,14 +133,16 @@ class MaskedAutoencoder(nn.Module):
         direct_connections: bool = False,
         context_features: int = 0,
         activation: type[nn.Module] = nn.ReLU,
+        num_masks: int = 1,
+        order_agnostic: bool = False,
         seed: int = 0,
     ) -> None:
         super().__init__()
         hidden_features = list(hidden_features)
-        if num_dims < 1 or outputs_per_dim < 1 or not hidden_features:
+        if num_dims < 1 or outputs_per_dim < 1 or not hidden_features or num_masks < 1:
             raise ValueError(
-                "MaskedAutoencoder needs num_dims >= 1, outputs_per_dim >= 1 and at least one "
-                "hidden layer"
+                "MaskedAutoencoder needs num_dims >= 1, outputs_per_dim >= 1, num_masks >= 1 "
+                "and at least one hidden layer"
             )
         if min(hidden_features) < 1:
             raise ValueError(f"hidden layer sizes must be positive, got {hidden_features}")
@@ -138,13 +150,14 @@ class MaskedAutoencoder(nn.Module):
         self.outputs_per_dim = outputs_per_dim
         self.context_features = context_features
         self.random_hidden_degrees = random_hidden_degrees
-        generator = torch.Generator().manual_seed(seed)
+        self.num_masks = num_masks
+        self.order_agnostic = order_agnostic
+        self.generator = torch.Generator().manual_seed(seed)
         if isinstance(ordering, str):
             if ordering != "random":
                 raise ValueError(f"ordering must be a permutation or 'random', got {ordering!r}")
-            ordering = torch.randperm(num_dims, generator=generator)
-        self.register_buffer("ordering", check_ordering(ordering, num_dims, "cpu"))
-        self.generator = generator
+            ordering = torch.randperm(num_dims, generator=self.generator)
+        ordering = check_ordering(ordering, num_dims, "cpu")
         sizes = [num_dims, *hidden_features]
         self.hidden = nn.ModuleList(
             MaskedLinear(sizes[i], sizes[i + 1], torch.ones(sizes[i + 1], sizes[i]))
@@ -159,31 +172,111 @@ class MaskedAutoencoder(nn.Module):
         )
         self.context = nn.Linear(context_features, sizes[1]) if context_features else None
         self.activation = activation()
-        self.update_masks(self.ordering)
+        self.register_buffer("orderings", ordering.repeat(num_masks, 1))
+        for index, size in enumerate(hidden_features):
+            self.register_buffer(f"hidden_degrees_{index}", torch.zeros(num_masks, size).long())
+        self._mask_cache: dict = {}
+        self.current_mask = 0
+        self.register_load_state_dict_post_hook(MaskedAutoencoder._refresh_after_load)
+        for index in range(num_masks):
+            self._draw_mask_set(index, ordering if index == 0 else None)
+        self.select_mask(0)
+
+    @staticmethod
+    def _refresh_after_load(module: MaskedAutoencoder, incompatible_keys) -> None:
+        # loaded degrees may differ from the ones the cached masks were computed from
+        module._mask_cache.clear()
+        module.select_mask(module.current_mask)
+
+    @property
+    def ordering(self) -> Tensor:
+        """The ordering of the current mask set."""
+        return self.orderings[self.current_mask]
+
+    def _draw_mask_set(self, index: int, ordering: Tensor | None) -> None:
+        if ordering is None:
+            ordering = self.orderings[0].cpu()
+            if self.order_agnostic:
+                ordering = torch.randperm(self.num_dims, generator=self.generator)
+        hidden_sizes = [layer.out_features for layer in self.hidden]
+        random_hidden = self.random_hidden_degrees or index > 0
+        degrees = made_degrees(
+            self.num_dims, hidden_sizes, ordering, random_hidden, self.generator
+        )
+        self.orderings[index].copy_(ordering)
+        for layer_index, layer_degrees in enumerate(degrees[1:]):
+            getattr(self, f"hidden_degrees_{layer_index}")[index].copy_(layer_degrees)
+        self._mask_cache.clear()
+
+    def masks(self, index: int) -> list[Tensor | None]:
+        """The masks of mask set ``index``: hidden layers, output, direct (or ``None``)."""
+        key = (index, self.orderings.device)
+        if key not in self._mask_cache:
+            degrees = [torch.argsort(self.orderings[index]) + 1]
+            degrees += [
+                getattr(self, f"hidden_degrees_{i}")[index] for i in range(len(self.hidden))
+            ]
+            masks: list[Tensor | None] = [
+                current[:, None] >= previous[None, :]
+                for previous, current in zip(degrees[:-1], degrees[1:], strict=True)
+            ]
+            output_degrees = degrees[0].repeat_interleave(self.outputs_per_dim)
+            masks.append(output_degrees[:, None] > degrees[-1][None, :])
+            masks.append(
+                output_degrees[:, None] > degrees[0][None, :] if self.direct is not None else None
+            )
+            self._mask_cache[key] = masks
+        return self._mask_cache[key]
+
+    def _layers(self) -> list[MaskedLinear | None]:
+        return [*self.hidden, self.output, self.direct]
+
+    def select_mask(self, index: int) -> None:
+        """Makes mask set ``index`` the one a plain call uses (copied into the layers' mask
+        buffers; call it between optimization steps, not inside a computation graph)."""
+        if not 0 <= index < self.num_masks:
+            raise ValueError(f"mask index must lie in [0, {self.num_masks}), got {index}")
+        self.current_mask = index
+        for layer, mask in zip(self._layers(), self.masks(index), strict=True):
+            if layer is not None:
+                layer.set_mask(mask)
+
+    def next_mask(self) -> None:
+        """Cycles to the next mask set (connectivity-agnostic training)."""
+        self.select_mask((self.current_mask + 1) % self.num_masks)
 
     def update_masks(self, ordering: Tensor | None = None) -> None:
-        """Recomputes every mask from ``ordering`` (default: the current one) and new hidden
-        degrees (drawn from the module's generator if ``random_hidden_degrees``)."""
+        """Redraws the current mask set: a new ordering (if given) and new hidden degrees (drawn
+        from the module's generator if they are random)."""
         if ordering is not None:
-            self.ordering.copy_(check_ordering(ordering, self.num_dims, "cpu"))
-        hidden_sizes = [layer.out_features for layer in self.hidden]
-        degrees = made_degrees(
-            self.num_dims, hidden_sizes, self.ordering, self.random_hidden_degrees, self.generator
-        )
-        for layer, previous, current in zip(self.hidden, degrees[:-1], degrees[1:], strict=True):
-            layer.set_mask(current[:, None] >= previous[None, :])
-        output_degrees = degrees[0].repeat_interleave(self.outputs_per_dim)
-        self.output.set_mask(output_degrees[:, None] > degrees[-1][None, :])
-        if self.direct is not None:
-            self.direct.set_mask(output_degrees[:, None] > degrees[0][None, :])
+            ordering = check_ordering(ordering, self.num_dims, "cpu")
+        else:
+            ordering = self.ordering.cpu()
+        self._draw_mask_set(self.current_mask, ordering)
+        self.select_mask(self.current_mask)
 
-    def masked_weights(self) -> dict[str, Tensor | None]:
+    def _masked(self, layer: MaskedLinear, mask: Tensor | None) -> Tensor:
+        return layer.weight * (layer.mask if mask is None else mask)
+
+    def masked_weights(self, mask_index: int | None = None) -> dict[str, Tensor | None]:
         """The masked weight matrices, computed once (for the incremental sampler)."""
+        masks = self._selected_masks(mask_index)
         return {
-            "input_columns": (self.hidden[0].weight * self.hidden[0].mask).T,  # (D, H1)
-            "output": self.output.weight * self.output.mask,
-            "direct": None if self.direct is None else self.direct.weight * self.direct.mask,
+            "input_columns": self._masked(self.hidden[0], masks[0]).T,  # (D, H1)
+            "output": self._masked(self.output, masks[-2]),
+            "direct": None if self.direct is None else self._masked(self.direct, masks[-1]),
+            "hidden": [
+                self._masked(layer, mask)
+                for layer, mask in zip(self.hidden[1:], masks[1:-2], strict=True)
+            ],
         }
+
+    def _selected_masks(self, mask_index: int | None) -> list[Tensor | None]:
+        if mask_index is None:
+            return [None] * (len(self.hidden) + 2)
+        if not 0 <= mask_index < self.num_masks:
+            raise ValueError(f"mask index must lie in [0, {self.num_masks}), got {mask_index}")
+        return self.masks(mask_index)
 
     def first_layer_start(self, shape: torch.Size, context: Tensor | None = None) -> Tensor:
         """The first hidden layer's pre-activation at :math:`x = 0` (bias plus context term),
@@ -205,28 +298,32 @@ class MaskedAutoencoder(nn.Module):
             Shape ``first_layer.shape[:-1] + (P,)``.
         """
         hidden = self.activation(first_layer)
-        for layer in self.hidden[1:]:
-            hidden = self.activation(layer(hidden))
+        for layer, weight in zip(self.hidden[1:], weights["hidden"], strict=True):
+            hidden = self.activation(F.linear(hidden, weight, layer.bias))
         rows = slice(dim * self.outputs_per_dim, (dim + 1) * self.outputs_per_dim)
         out = F.linear(hidden, weights["output"][rows], self.output.bias[rows])
         if weights["direct"] is not None:
             out = out + F.linear(x, weights["direct"][rows])
         return out
 
-    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, context: Tensor | None = None, mask_index: int | None = None
+    ) -> Tensor:
         """Parameters of every conditional, shape ``broadcast(x, context).shape[:-1] + (D, P)``.
 
         Arguments:
             x: Inputs, shape ``(..., D)``.
             context: Shape ``(..., context_features)`` when the network has a context.
+            mask_index: Evaluate with this mask set (default: the selected one).
         """
-        hidden = self.hidden[0](x)
+        masks = self._selected_masks(mask_index)
+        hidden = F.linear(x, self._masked(self.hidden[0], masks[0]), self.hidden[0].bias)
         if check_context("MaskedAutoencoder", context, self.context_features) is not None:
             hidden = hidden + self.context(context)
         hidden = self.activation(hidden)
-        for layer in self.hidden[1:]:
-            hidden = self.activation(layer(hidden))
-        out = self.output(hidden)
+        for layer, mask in zip(self.hidden[1:], masks[1:-2], strict=True):
+            hidden = self.activation(F.linear(hidden, self._masked(layer, mask), layer.bias))
+        out = F.linear(hidden, self._masked(self.output, masks[-2]), self.output.bias)
         if self.direct is not None:
-            out = out + self.direct(x)
+            out = out + F.linear(x, self._masked(self.direct, masks[-1]))
         return out.unflatten(-1, (self.num_dims, self.outputs_per_dim))
