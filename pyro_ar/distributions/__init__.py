@@ -3,7 +3,7 @@ r"""Pyro distributions of the classic deep density models."""
 from .autoregressive import BinaryAutoregressive
 from .fvsbn import FVSBN
 from .linear_gaussian import PPCA, FactorAnalysis, LinearGaussianLatent
-from .made import BernoulliMADE, MADEEnsemble
+from .made import BernoulliMADE, GaussianMADE, MADEEnsemble
 from .nade import NADE
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "BinaryAutoregressive",
     "FVSBN",
     "FactorAnalysis",
+    "GaussianMADE",
     "LinearGaussianLatent",
     "MADEEnsemble",
     "NADE",
