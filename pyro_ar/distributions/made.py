@@ -2,7 +2,7 @@ r"""MADE distributions: masked autoencoders as autoregressive densities."""
 
 from __future__ import annotations
 
-__all__ = ["BernoulliMADE", "GaussianMADE", "MADEEnsemble"]
+__all__ = ["BernoulliMADE", "CategoricalMADE", "GaussianMADE", "MADEEnsemble"]
 
 import math
 from typing import TYPE_CHECKING
@@ -337,3 +337,130 @@ class GaussianMADE(TorchDistribution):
         """Reparameterized sample, shape ``sample_shape + batch_shape + (D,)``."""
         shape = self._extended_shape(sample_shape)
         return self.transform(torch.randn(shape, dtype=self._dtype, device=self._device))
+
+
+class CategoricalMADE(TorchDistribution):
+    r"""MADE over vectors of :math:`K`-way categories, :math:`x \in \{0, \ldots, K-1\}^D`
+    (pixel intensities, small-vocabulary tokens):
+
+    .. math:: p(x) = \prod_d \operatorname{softmax}(\ell_d(x))_{x_d},
+
+    where the :math:`K` logits :math:`\ell_d` are the outputs of a
+    :class:`~pyro_ar.nn.MaskedAutoencoder` with ``outputs_per_dim=K``. The network sees each
+    value scaled to :math:`[0, 1]`, :math:`x_d / (K - 1)`, so its input stays :math:`D` wide.
+    :meth:`log_prob` is one pass; sampling is incremental (one input column per step).
+
+    Arguments:
+        network: A :class:`~pyro_ar.nn.MaskedAutoencoder` with ``outputs_per_dim == K >= 2``.
+        context: Optional context, shape ``batch_shape + (context_features,)``.
+        mask_index: The network's mask set to use (default: its selected one).
+        validate_args: Whether to validate values.
+
+    References:
+        | MADE: Masked Autoencoder for Distribution Estimation (Germain et al., 2015)
+        | https://arxiv.org/abs/1502.03509
+    """
+
+    arg_constraints = {}
+    has_enumerate_support = False
+
+    def __init__(
+        self,
+        network: MaskedAutoencoder,
+        context: Tensor | None = None,
+        mask_index: int | None = None,
+        validate_args: bool | None = None,
+    ) -> None:
+        if network.outputs_per_dim < 2:
+            raise ValueError("CategoricalMADE needs outputs_per_dim = K >= 2 categories")
+        if network.context_features and context is None:
+            raise ValueError("this MADE network is conditional: pass a context")
+        self.network = network
+        self.context = context
+        self.mask_index = network.current_mask if mask_index is None else int(mask_index)
+        parameter = next(network.parameters())
+        self._dtype, self._device = parameter.dtype, parameter.device
+        batch_shape = context.shape[:-1] if context is not None else torch.Size()
+        super().__init__(batch_shape, torch.Size([network.num_dims]), validate_args)
+
+    @property
+    def num_categories(self) -> int:
+        """The number :math:`K` of categories per dimension."""
+        return self.network.outputs_per_dim
+
+    @constraints.dependent_property(is_discrete=True, event_dim=1)
+    def support(self):
+        return constraints.independent(constraints.integer_interval(0, self.num_categories - 1), 1)
+
+    def expand(self, batch_shape: torch.Size, _instance: CategoricalMADE | None = None):
+        batch_shape = torch.Size(batch_shape)
+        new = self._get_checked_instance(CategoricalMADE, _instance)
+        new.network, new.mask_index = self.network, self.mask_index
+        new._dtype, new._device = self._dtype, self._device
+        new.context = (
+            None
+            if self.context is None
+            else self.context.expand(batch_shape + self.context.shape[-1:])
+        )
+        super(CategoricalMADE, new).__init__(batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    def _validate_sample(self, value: Tensor) -> None:
+        check_value_shape(self, value, f"{self.num_categories}-way categorical")
+        name = type(self).__name__
+        if value.is_floating_point() and torch.isnan(value).any():
+            raise ValueError(f"{name}: value contains NaN")
+        invalid = (value < 0) | (value > self.num_categories - 1) | (value != value.round())
+        if invalid.any():
+            example = value[invalid].flatten()[0].item()
+            raise ValueError(
+                f"{name}: values must be integers in [0, {self.num_categories - 1}], found "
+                f"{example!r}"
+            )
+
+    def _scaled(self, value: Tensor) -> Tensor:
+        return value.to(self._dtype) / (self.num_categories - 1)
+
+    def conditional_logits(self, value: Tensor) -> Tensor:
+        """The :math:`K` logits of every conditional, shape
+        ``broadcast(value.shape[:-1], batch_shape) + (D, K)``."""
+        if self._validate_args:
+            self._validate_sample(value)
+        shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
+        context = self.context
+        if context is not None:
+            context = context.expand(shape + context.shape[-1:])
+        inputs = self._scaled(value).expand(shape + self.event_shape)
+        return self.network(inputs, context, mask_index=self.mask_index)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """Exact log-probability, shape ``broadcast(value.shape[:-1], batch_shape)``."""
+        logits = self.conditional_logits(value)
+        index = value.long().expand(logits.shape[:-1]).unsqueeze(-1)
+        return logits.log_softmax(-1).gather(-1, index).squeeze(-1).sum(-1)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        """Ancestral sampling with the incremental first layer.
+
+        Returns:
+            ``long`` values, shape ``sample_shape + batch_shape + (D,)``.
+        """
+        shape = torch.Size(sample_shape) + self.batch_shape
+        context = self.context
+        if context is not None:
+            context = context.expand(shape + context.shape[-1:])
+        network = self.network
+        with torch.no_grad():
+            weights = network.masked_weights(self.mask_index)
+            first_layer = network.first_layer_start(shape, context)
+            scaled = torch.zeros(shape + self.event_shape, dtype=self._dtype, device=self._device)
+            value = torch.zeros(shape + self.event_shape, dtype=torch.long, device=self._device)
+            for dim in network.orderings[self.mask_index].tolist():
+                logits = network.output_for(first_layer, scaled, dim, weights)
+                draw = torch.distributions.Categorical(logits=logits).sample()
+                value[..., dim] = draw
+                column = draw.to(self._dtype) / (self.num_categories - 1)
+                scaled[..., dim] = column
+                first_layer.add_(column.unsqueeze(-1) * weights["input_columns"][dim])
+        return value
