@@ -12,7 +12,7 @@ from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import Adam
 from scipy import stats
 
-from pyro_ar.distributions import GaussianMADE
+from pyro_ar.distributions import GaussianMADE, MixtureOfGaussiansMADE
 from pyro_ar.nn import MaskedAutoencoder
 
 
@@ -138,3 +138,60 @@ def test_bad_input():
         distribution.log_prob(torch.full((4,), float("nan"), dtype=torch.float64))
     with pytest.raises(ValueError, match="shape"):
         distribution.log_prob(torch.zeros(3, dtype=torch.float64))
+
+
+def _mixture_network(num_dims=2, components=3, seed=0):
+    torch.manual_seed(seed)
+    return MaskedAutoencoder(
+        num_dims,
+        [8],
+        outputs_per_dim=3 * components,
+        ordering="random",
+        direct_connections=True,
+        activation=torch.nn.Tanh,
+        seed=seed,
+    ).double()
+
+
+def test_mixture_made_integrates_to_one():
+    distribution = MixtureOfGaussiansMADE(_mixture_network())
+    grid = torch.linspace(-12, 12, 1201, dtype=torch.float64)
+    x, y = torch.meshgrid(grid, grid, indexing="ij")
+    points = torch.stack([x, y], -1).reshape(-1, 2)
+    with torch.no_grad():
+        mass = distribution.log_prob(points).exp().sum() * (grid[1] - grid[0]) ** 2
+    assert mass.item() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_mixture_made_known_case_and_sampler():
+    network = _mixture_network(num_dims=3, components=2)
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.zero_()
+        # per dimension: logits (0, log 3) -> weights (1/4, 3/4); means (-2, 1); scales (0.5, 1)
+        per_dim = torch.tensor([0.0, math.log(3.0), -2.0, 1.0, math.log(0.5), 0.0])
+        network.output.bias.copy_(per_dim.repeat(3).double())
+    distribution = MixtureOfGaussiansMADE(network)
+    mixture = dist.MixtureSameFamily(
+        dist.Categorical(torch.tensor([0.25, 0.75], dtype=torch.float64)),
+        dist.Normal(
+            torch.tensor([-2.0, 1.0], dtype=torch.float64),
+            torch.tensor([0.5, 1.0], dtype=torch.float64),
+        ),
+    )
+    x = torch.randn(7, 3, dtype=torch.float64)
+    assert torch.allclose(distribution.log_prob(x), mixture.log_prob(x).sum(-1))
+    samples = distribution.sample((20000,))
+
+    def cdf(values):
+        return 0.25 * stats.norm(-2, 0.5).cdf(values) + 0.75 * stats.norm(1, 1).cdf(values)
+
+    for d in range(3):
+        assert stats.kstest(samples[:, d].numpy(), cdf).pvalue > 1e-3
+
+    def swapped(values):  # weights exchanged: the test must reject it
+        return 0.75 * stats.norm(-2, 0.5).cdf(values) + 0.25 * stats.norm(1, 1).cdf(values)
+
+    assert stats.kstest(samples[:, 0].numpy(), swapped).pvalue < 1e-6
+    with pytest.raises(ValueError, match="3 \\* components"):
+        MixtureOfGaussiansMADE(MaskedAutoencoder(2, [4], outputs_per_dim=4))

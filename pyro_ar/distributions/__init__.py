@@ -3,7 +3,13 @@ r"""Pyro distributions of the classic deep density models."""
 from .autoregressive import BinaryAutoregressive
 from .fvsbn import FVSBN
 from .linear_gaussian import PPCA, FactorAnalysis, LinearGaussianLatent
-from .made import BernoulliMADE, CategoricalMADE, GaussianMADE, MADEEnsemble
+from .made import (
+    BernoulliMADE,
+    CategoricalMADE,
+    GaussianMADE,
+    MADEEnsemble,
+    MixtureOfGaussiansMADE,
+)
 from .nade import NADE
 
 __all__ = [
@@ -15,6 +21,7 @@ __all__ = [
     "GaussianMADE",
     "LinearGaussianLatent",
     "MADEEnsemble",
+    "MixtureOfGaussiansMADE",
     "NADE",
     "PPCA",
 ]

@@ -2,7 +2,13 @@ r"""MADE distributions: masked autoencoders as autoregressive densities."""
 
 from __future__ import annotations
 
-__all__ = ["BernoulliMADE", "CategoricalMADE", "GaussianMADE", "MADEEnsemble"]
+__all__ = [
+    "BernoulliMADE",
+    "CategoricalMADE",
+    "GaussianMADE",
+    "MADEEnsemble",
+    "MixtureOfGaussiansMADE",
+]
 
 import math
 from typing import TYPE_CHECKING
@@ -462,5 +468,123 @@ class CategoricalMADE(TorchDistribution):
                 value[..., dim] = draw
                 column = draw.to(self._dtype) / (self.num_categories - 1)
                 scaled[..., dim] = column
+                first_layer.add_(column.unsqueeze(-1) * weights["input_columns"][dim])
+        return value
+
+
+class MixtureOfGaussiansMADE(TorchDistribution):
+    r"""MADE-MoG: each conditional is a mixture of :math:`C` Gaussians,
+
+    .. math:: p(x_d \mid x_{<d}) = \sum_{c=1}^{C} \pi_{dc}\,
+       \mathcal{N}(x_d; \mu_{dc}, \sigma_{dc}^2),
+
+    with :math:`(\operatorname{logit} \pi, \mu, \log \sigma)` the :math:`3C` outputs per
+    dimension of a :class:`~pyro_ar.nn.MaskedAutoencoder` (``outputs_per_dim = 3C``, in that
+    order). A flexible real-valued likelihood; :meth:`log_prob` is one pass, sampling is
+    incremental (not reparameterized: use :class:`GaussianMADE` for guides).
+
+    Arguments:
+        network: A :class:`~pyro_ar.nn.MaskedAutoencoder` with ``outputs_per_dim = 3C``.
+        context: Optional context, shape ``batch_shape + (context_features,)``.
+        mask_index: The network's mask set to use (default: its selected one).
+        validate_args: Whether to validate values.
+
+    References:
+        | MADE: Masked Autoencoder for Distribution Estimation (Germain et al., 2015)
+        | RNADE: The real-valued neural autoregressive density-estimator (Uria et al., 2013)
+        | https://arxiv.org/abs/1306.0186
+    """
+
+    arg_constraints = {}
+    support = constraints.independent(constraints.real, 1)
+
+    def __init__(
+        self,
+        network: MaskedAutoencoder,
+        context: Tensor | None = None,
+        mask_index: int | None = None,
+        validate_args: bool | None = None,
+    ) -> None:
+        if network.outputs_per_dim % 3 or network.outputs_per_dim < 3:
+            raise ValueError(
+                "MixtureOfGaussiansMADE needs outputs_per_dim = 3 * components (mixture logits, "
+                f"means, log-scales), got {network.outputs_per_dim}"
+            )
+        if network.context_features and context is None:
+            raise ValueError("this MADE network is conditional: pass a context")
+        self.network = network
+        self.context = context
+        self.mask_index = network.current_mask if mask_index is None else int(mask_index)
+        parameter = next(network.parameters())
+        self._dtype, self._device = parameter.dtype, parameter.device
+        batch_shape = context.shape[:-1] if context is not None else torch.Size()
+        super().__init__(batch_shape, torch.Size([network.num_dims]), validate_args)
+
+    @property
+    def num_components(self) -> int:
+        """The number :math:`C` of mixture components per conditional."""
+        return self.network.outputs_per_dim // 3
+
+    def expand(self, batch_shape: torch.Size, _instance=None):
+        batch_shape = torch.Size(batch_shape)
+        new = self._get_checked_instance(MixtureOfGaussiansMADE, _instance)
+        new.network, new.mask_index = self.network, self.mask_index
+        new._dtype, new._device = self._dtype, self._device
+        new.context = (
+            None
+            if self.context is None
+            else self.context.expand(batch_shape + self.context.shape[-1:])
+        )
+        super(MixtureOfGaussiansMADE, new).__init__(batch_shape, self.event_shape, False)
+        new._validate_args = self._validate_args
+        return new
+
+    _validate_sample = GaussianMADE._validate_sample
+
+    def _split(self, out: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        logits, means, log_scales = out.split(self.num_components, dim=-1)
+        return logits.log_softmax(-1), means, log_scales
+
+    def conditional_parameters(self, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        r"""Log mixture weights, means and log-scales of every conditional, each of shape
+        ``broadcast(value.shape[:-1], batch_shape) + (D, C)``."""
+        shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
+        context = self.context
+        if context is not None:
+            context = context.expand(shape + context.shape[-1:])
+        out = self.network(value.expand(shape + self.event_shape), context, self.mask_index)
+        return self._split(out)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """Exact log-density, shape ``broadcast(value.shape[:-1], batch_shape)``."""
+        if self._validate_args:
+            self._validate_sample(value)
+        log_weights, means, log_scales = self.conditional_parameters(value)
+        standardized = (value.unsqueeze(-1) - means) * torch.exp(-log_scales)
+        component = -0.5 * standardized**2 - log_scales - 0.5 * math.log(2 * math.pi)
+        return (log_weights + component).logsumexp(-1).sum(-1)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        """Ancestral sampling with the incremental first layer, shape
+        ``sample_shape + batch_shape + (D,)``."""
+        shape = torch.Size(sample_shape) + self.batch_shape
+        context = self.context
+        if context is not None:
+            context = context.expand(shape + context.shape[-1:])
+        network = self.network
+        with torch.no_grad():
+            weights = network.masked_weights(self.mask_index)
+            first_layer = network.first_layer_start(shape, context)
+            value = torch.zeros(shape + self.event_shape, dtype=self._dtype, device=self._device)
+            for dim in network.orderings[self.mask_index].tolist():
+                log_weights, means, log_scales = self._split(
+                    network.output_for(first_layer, value, dim, weights)
+                )
+                component = torch.distributions.Categorical(logits=log_weights).sample()
+                pick = component.unsqueeze(-1)
+                mean = means.gather(-1, pick).squeeze(-1)
+                scale = log_scales.gather(-1, pick).squeeze(-1).exp()
+                column = mean + scale * torch.randn_like(mean)
+                value[..., dim] = column
                 first_layer.add_(column.unsqueeze(-1) * weights["input_columns"][dim])
         return value
