@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from .autoregressive import BinaryAutoregressive
-from .validation import check_binary_values, check_value_shape
+from .validation import check_value_shape
 
 if TYPE_CHECKING:
     from ..nn.masked import MaskedAutoencoder
@@ -131,96 +131,6 @@ class BernoulliMADE(BinaryAutoregressive):
         dim = state["order"][step]
         state["x"][..., dim] = value
         state["first_layer"].add_(value.unsqueeze(-1) * state["weights"]["input_columns"][dim])
-
-
-class MADEEnsemble(TorchDistribution):
-    r"""The ensemble of a MADE network's mask sets: the uniform mixture
-
-    .. math:: p(x) = \frac{1}{M} \sum_{m=1}^{M} p_m(x), \qquad
-       \log p(x) = \operatorname{logsumexp}_m \log p_m(x) - \log M,
-
-    where :math:`p_m` is the :class:`BernoulliMADE` of mask set :math:`m`. This is a normalized
-    density; averaging the *logits* over masks (as some code does) is not.
-
-    :meth:`log_prob` costs :math:`M` network passes; :meth:`sample` draws a mask set per sample
-    and runs that set's incremental sampler on the samples that chose it.
-
-    Arguments:
-        network: A :class:`~pyro_ar.nn.MaskedAutoencoder` with one output per dimension.
-        context: Optional context, shape ``batch_shape + (context_features,)``.
-        validate_args: Whether to validate values.
-
-    References:
-        | MADE: Masked Autoencoder for Distribution Estimation (Germain et al., 2015)
-        | https://arxiv.org/abs/1502.03509
-    """
-
-    arg_constraints = {}
-    support = constraints.independent(constraints.boolean, 1)
-    has_enumerate_support = False
-
-    def __init__(
-        self,
-        network: MaskedAutoencoder,
-        context: Tensor | None = None,
-        validate_args: bool | None = None,
-    ) -> None:
-        self.network = network
-        self.context = context
-        self.components = [
-            BernoulliMADE(network, context, index, validate_args=False)
-            for index in range(network.num_masks)
-        ]
-        batch_shape = context.shape[:-1] if context is not None else torch.Size()
-        super().__init__(batch_shape, torch.Size([network.num_dims]), validate_args)
-
-    def expand(self, batch_shape: torch.Size, _instance: MADEEnsemble | None = None):
-        batch_shape = torch.Size(batch_shape)
-        context = self.context
-        if context is not None:
-            context = context.expand(batch_shape + context.shape[-1:])
-        new = self._get_checked_instance(MADEEnsemble, _instance)
-        new.network, new.context = self.network, context
-        new.components = [component.expand(batch_shape) for component in self.components]
-        super(MADEEnsemble, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
-
-    def _validate_sample(self, value: Tensor) -> None:
-        check_value_shape(self, value, "binary")
-        check_binary_values(type(self).__name__, value)
-
-    def log_prob(self, value: Tensor) -> Tensor:
-        """Log-density of the mixture, shape ``broadcast(value.shape[:-1], batch_shape)``."""
-        if self._validate_args:
-            self._validate_sample(value)
-        per_mask = torch.stack([component.log_prob(value) for component in self.components])
-        return per_mask.logsumexp(0) - math.log(len(self.components))
-
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
-        """Draws a mask set uniformly per sample, then a sample from that set's model.
-
-        Returns:
-            Shape ``sample_shape + batch_shape + (D,)``.
-        """
-        shape = torch.Size(sample_shape) + self.batch_shape
-        first = self.components[0]
-        out = torch.empty(shape + self.event_shape, dtype=first._dtype, device=first._device)
-        choice = torch.randint(len(self.components), shape, device=first._device)
-        context = self.context
-        if context is not None:
-            context = context.expand(shape + context.shape[-1:])
-        with torch.no_grad():
-            for index, component in enumerate(self.components):
-                chosen = choice == index
-                count = int(chosen.sum())
-                if count == 0:
-                    continue
-                if context is None:
-                    out[chosen] = component.sample((count,))
-                else:
-                    out[chosen] = BernoulliMADE(self.network, context[chosen], index).sample()
-        return out
 
 
 class GaussianMADE(TorchDistribution):
@@ -588,3 +498,105 @@ class MixtureOfGaussiansMADE(TorchDistribution):
                 value[..., dim] = column
                 first_layer.add_(column.unsqueeze(-1) * weights["input_columns"][dim])
         return value
+
+
+class MADEEnsemble(TorchDistribution):
+    r"""The ensemble of a MADE network's mask sets: the uniform mixture
+
+    .. math:: p(x) = \frac{1}{M} \sum_{m=1}^{M} p_m(x), \qquad
+       \log p(x) = \operatorname{logsumexp}_m \log p_m(x) - \log M,
+
+    where :math:`p_m` is the MADE distribution (``component``: :class:`BernoulliMADE`,
+    :class:`CategoricalMADE`, :class:`GaussianMADE` or :class:`MixtureOfGaussiansMADE`) of
+    mask set :math:`m`. This is a normalized density; averaging the *logits* over masks (as
+    some code does) is not.
+
+    :meth:`log_prob` costs :math:`M` network passes; :meth:`sample` draws a mask set per sample
+    and runs that set's incremental sampler on the samples that chose it.
+
+    Arguments:
+        network: A :class:`~pyro_ar.nn.MaskedAutoencoder` with several mask sets.
+        context: Optional context, shape ``batch_shape + (context_features,)``.
+        component: The MADE distribution class of each mask set.
+        validate_args: Whether to validate values.
+
+    References:
+        | MADE: Masked Autoencoder for Distribution Estimation (Germain et al., 2015)
+        | https://arxiv.org/abs/1502.03509
+    """
+
+    arg_constraints = {}
+    has_enumerate_support = False
+
+    def __init__(
+        self,
+        network: MaskedAutoencoder,
+        context: Tensor | None = None,
+        component: type = BernoulliMADE,
+        validate_args: bool | None = None,
+    ) -> None:
+        self.network = network
+        self.context = context
+        self.component = component
+        self.components = [
+            component(network, context, index, validate_args=False)
+            for index in range(network.num_masks)
+        ]
+        batch_shape = context.shape[:-1] if context is not None else torch.Size()
+        super().__init__(batch_shape, torch.Size([network.num_dims]), validate_args)
+
+    def expand(self, batch_shape: torch.Size, _instance: MADEEnsemble | None = None):
+        batch_shape = torch.Size(batch_shape)
+        context = self.context
+        if context is not None:
+            context = context.expand(batch_shape + context.shape[-1:])
+        new = self._get_checked_instance(MADEEnsemble, _instance)
+        new.network, new.context, new.component = self.network, context, self.component
+        new.components = [component.expand(batch_shape) for component in self.components]
+        super(MADEEnsemble, new).__init__(batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @constraints.dependent_property(event_dim=1)
+    def support(self):
+        return self.components[0].support
+
+    def _validate_sample(self, value: Tensor) -> None:
+        self.components[0]._validate_sample(value)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """Log-density of the mixture, shape ``broadcast(value.shape[:-1], batch_shape)``."""
+        if self._validate_args:
+            self._validate_sample(value)
+        per_mask = torch.stack([component.log_prob(value) for component in self.components])
+        return per_mask.logsumexp(0) - math.log(len(self.components))
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        """Draws a mask set uniformly per sample, then a sample from that set's model.
+
+        Returns:
+            Shape ``sample_shape + batch_shape + (D,)``.
+        """
+        shape = torch.Size(sample_shape) + self.batch_shape
+        first = self.components[0]
+        out = None
+        choice = torch.randint(len(self.components), shape, device=first._device)
+        context = self.context
+        if context is not None:
+            context = context.expand(shape + context.shape[-1:])
+        with torch.no_grad():
+            for index, component in enumerate(self.components):
+                chosen = choice == index
+                count = int(chosen.sum())
+                if count == 0:
+                    continue
+                if context is None:
+                    draws = component.sample((count,))
+                else:
+                    draws = self.component(self.network, context[chosen], index).sample()
+                if out is None:
+                    out = draws.new_empty(shape + self.event_shape)
+                out[chosen] = draws
+        if out is None:  # a sample shape with no elements
+            out = first.sample(shape)
+        return out

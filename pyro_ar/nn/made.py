@@ -8,17 +8,39 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from pyro.distributions import TorchDistribution
 from torch import Tensor, nn
 
-from ..distributions.made import BernoulliMADE, MADEEnsemble
+from ..distributions.made import (
+    BernoulliMADE,
+    CategoricalMADE,
+    GaussianMADE,
+    MADEEnsemble,
+    MixtureOfGaussiansMADE,
+)
 from .initialization import marginal_logits
 from .masked import MaskedAutoencoder
 
+#: The distribution class behind each ``likelihood`` name.
+LIKELIHOODS = {
+    "bernoulli": BernoulliMADE,
+    "categorical": CategoricalMADE,
+    "gaussian": GaussianMADE,
+    "mixture": MixtureOfGaussiansMADE,
+}
+
 
 class MADEModule(nn.Module):
-    r"""Holds a :class:`~pyro_ar.nn.MaskedAutoencoder` and returns a
-    :class:`~pyro_ar.distributions.BernoulliMADE` when called (with a context, if the network
-    has one), so ``pyro.module`` registers it and the trainer and checkpoints work.
+    r"""Holds a :class:`~pyro_ar.nn.MaskedAutoencoder` and returns a MADE distribution when
+    called (with a context, if the network has one), so ``pyro.module`` registers it and the
+    trainer and checkpoints work.
+
+    ``likelihood`` picks the distribution: ``"bernoulli"``
+    (:class:`~pyro_ar.distributions.BernoulliMADE`), ``"categorical"``
+    (:class:`~pyro_ar.distributions.CategoricalMADE`, ``num_categories`` values per
+    dimension), ``"gaussian"`` (:class:`~pyro_ar.distributions.GaussianMADE`) or
+    ``"mixture"`` (:class:`~pyro_ar.distributions.MixtureOfGaussiansMADE`,
+    ``num_components`` per conditional).
 
     With ``num_masks > 1``: in training mode each call moves to the next mask set and returns
     its model (connectivity-agnostic training, one mask set per step); in evaluation mode a
@@ -27,13 +49,17 @@ class MADEModule(nn.Module):
     Arguments:
         num_dims: :math:`D`.
         hidden_features: Sizes of the hidden layers.
+        likelihood: ``"bernoulli"``, ``"categorical"``, ``"gaussian"`` or ``"mixture"``.
+        num_categories: :math:`K` for ``"categorical"``.
+        num_components: Mixture components for ``"mixture"``.
         ordering: A permutation of ``range(D)``, ``"random"``, or ``None`` (natural).
         random_hidden_degrees: Draw hidden degrees at random (seeded).
         direct_connections: Add masked input-to-output connections.
         context_features: Size of the context (0 for none).
         num_masks: Number of mask sets.
         order_agnostic: Give every mask set after the first its own random ordering.
-        data: Optional binary data ``(N, D)``: output biases start at its marginal logits.
+        data: Optional binary data ``(N, D)``: with ``"bernoulli"``, output biases start at its
+            marginal logits.
         seed: Seed of the random ordering, degrees and weights.
 
     References:
@@ -45,6 +71,9 @@ class MADEModule(nn.Module):
         self,
         num_dims: int,
         hidden_features: Sequence[int] = (500,),
+        likelihood: str = "bernoulli",
+        num_categories: int = 256,
+        num_components: int = 5,
         ordering: Tensor | Sequence[int] | str | None = None,
         random_hidden_degrees: bool = False,
         direct_connections: bool = False,
@@ -55,11 +84,23 @@ class MADEModule(nn.Module):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(
+                f"unknown likelihood {likelihood!r}; choose one of {', '.join(LIKELIHOODS)}"
+            )
+        self.likelihood = likelihood
+        outputs_per_dim = {
+            "bernoulli": 1,
+            "categorical": num_categories,
+            "gaussian": 2,
+            "mixture": 3 * num_components,
+        }[likelihood]
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             self.network = MaskedAutoencoder(
                 num_dims,
                 hidden_features,
+                outputs_per_dim=outputs_per_dim,
                 ordering=ordering,
                 random_hidden_degrees=random_hidden_degrees,
                 direct_connections=direct_connections,
@@ -68,12 +109,15 @@ class MADEModule(nn.Module):
                 order_agnostic=order_agnostic,
                 seed=seed,
             )
-        if data is not None:
+        if data is not None and likelihood == "bernoulli":
             with torch.no_grad():
                 self.network.output.bias.copy_(marginal_logits(data, num_dims))
         self._config = {
             "num_dims": num_dims,
             "hidden_features": list(hidden_features),
+            "likelihood": likelihood,
+            "num_categories": num_categories,
+            "num_components": num_components,
             "random_hidden_degrees": random_hidden_degrees,
             "direct_connections": direct_connections,
             "context_features": context_features,
@@ -96,11 +140,12 @@ class MADEModule(nn.Module):
         """Constructor arguments that rebuild this module (used by checkpoints)."""
         return {**self._config, "ordering": self.network.orderings[0].tolist()}
 
-    def forward(self, context: Tensor | None = None) -> BernoulliMADE | MADEEnsemble:
+    def forward(self, context: Tensor | None = None) -> TorchDistribution:
         """The distribution; its batch shape is ``context.shape[:-1]`` when a context is given."""
+        component = LIKELIHOODS[self.likelihood]
         if self.network.num_masks == 1:
-            return BernoulliMADE(self.network, context)
+            return component(self.network, context)
         if self.training:
             self.network.next_mask()
-            return BernoulliMADE(self.network, context)
-        return MADEEnsemble(self.network, context)
+            return component(self.network, context)
+        return MADEEnsemble(self.network, context, component)
