@@ -76,3 +76,18 @@ def test_bad_values_are_rejected():
         distribution.log_prob(torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match="K >= 2"):
         CategoricalMADE(MaskedAutoencoder(3, [4]))
+
+
+def test_ensemble_of_categorical_masks_normalizes():
+    from pyro_ar.distributions import MADEEnsemble
+
+    network = _distribution(num_masks=3).network
+    ensemble = MADEEnsemble(network, component=CategoricalMADE)
+    log_probs = ensemble.log_prob(_all_states())
+    assert log_probs.logsumexp(0).abs() < 1e-10
+    samples = ensemble.sample((5,))
+    assert samples.dtype == torch.long and samples.shape == (5, 3)
+    per_mask = torch.stack(
+        [CategoricalMADE(network, None, m).log_prob(_all_states()) for m in range(3)]
+    )
+    assert (per_mask.std(0) > 1e-3).any()
