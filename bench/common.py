@@ -6,7 +6,10 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -43,3 +46,14 @@ def default_mnist_dir() -> str:
     """``$PYRO_AR_MNIST_DIR``, else the workplace's ``../shared/data/mnist``."""
     here = Path(__file__).resolve().parent.parent
     return os.environ.get("PYRO_AR_MNIST_DIR", str(here.parent / "shared" / "data" / "mnist"))
+
+
+def median_seconds(function: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``repeats`` calls, after one untimed warm-up call."""
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)

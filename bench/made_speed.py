@@ -14,26 +14,14 @@ and pyro_ar's own network without the incremental path.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
-from common import write_result
+from common import median_seconds, write_result
 from pyro.nn import AutoRegressiveNN
 
 from pyro_ar.distributions import BernoulliMADE
 from pyro_ar.nn import MaskedAutoencoder
-
-
-def median_seconds(function, repeats: int) -> float:
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def sample_by_full_passes(logits_of, num_dims: int, batch: int) -> torch.Tensor:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from common import write_result
+from common import median_seconds, write_result
 
 from pyro_ar.nn import NADEModule
 
@@ -44,14 +44,8 @@ def loop_log_prob(x, weight, bias, output_weight, output_bias):
 
 
 def throughput(function: Callable[[], object], batch: int, repeats: int) -> float:
-    """Median examples per second over ``repeats`` timed calls, after one warm-up call."""
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return batch / statistics.median(times)
+    """Examples per second: ``batch`` over the median time of ``repeats`` calls."""
+    return batch / median_seconds(function, repeats)
 
 
 def main() -> None:

@@ -34,6 +34,15 @@ def _network(num_dims=4, context_features=0, hidden=(10, 8), seed=0):
     return network
 
 
+def _mass_on_a_grid(distribution) -> float:
+    """Integral of a 2-D density over [-12, 12]^2 by the midpoint rule."""
+    grid = torch.linspace(-12, 12, 1201, dtype=torch.float64)
+    x, y = torch.meshgrid(grid, grid, indexing="ij")
+    points = torch.stack([x, y], -1).reshape(-1, 2)
+    with torch.no_grad():
+        return float(distribution.log_prob(points).exp().sum() * (grid[1] - grid[0]) ** 2)
+
+
 def test_inverse_recovers_the_noise():
     network = _network(context_features=2)
     context = torch.randn(3, 2, dtype=torch.float64)
@@ -72,12 +81,7 @@ def test_gradcheck_of_rsample_and_its_log_prob():
 
 def test_density_integrates_to_one_in_two_dimensions():
     distribution = GaussianMADE(_network(num_dims=2, hidden=(8,)))
-    grid = torch.linspace(-12, 12, 1201, dtype=torch.float64)
-    x, y = torch.meshgrid(grid, grid, indexing="ij")
-    points = torch.stack([x, y], -1).reshape(-1, 2)
-    with torch.no_grad():
-        mass = distribution.log_prob(points).exp().sum() * (grid[1] - grid[0]) ** 2
-    assert mass.item() == pytest.approx(1.0, abs=1e-3)
+    assert _mass_on_a_grid(distribution) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_a_network_with_zero_weights_is_an_independent_normal():
@@ -155,12 +159,7 @@ def _mixture_network(num_dims=2, components=3, seed=0):
 
 def test_mixture_made_integrates_to_one():
     distribution = MixtureOfGaussiansMADE(_mixture_network())
-    grid = torch.linspace(-12, 12, 1201, dtype=torch.float64)
-    x, y = torch.meshgrid(grid, grid, indexing="ij")
-    points = torch.stack([x, y], -1).reshape(-1, 2)
-    with torch.no_grad():
-        mass = distribution.log_prob(points).exp().sum() * (grid[1] - grid[0]) ** 2
-    assert mass.item() == pytest.approx(1.0, abs=1e-3)
+    assert _mass_on_a_grid(distribution) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_mixture_made_known_case_and_sampler():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "BernoulliMADE",
+    "MADEDistribution",
     "CategoricalMADE",
     "GaussianMADE",
     "MADEEnsemble",
@@ -23,6 +24,68 @@ from .validation import check_value_shape
 
 if TYPE_CHECKING:
     from ..nn.masked import MaskedAutoencoder
+
+
+def _bind_network(
+    owner: str, network: MaskedAutoencoder, context: Tensor | None, mask_index: int | None
+) -> int:
+    """Checks that a conditional network gets a context; returns the mask set to use."""
+    if network.context_features and context is None:
+        raise ValueError(f"{owner}: this MADE network is conditional, pass a context")
+    index = network.current_mask if mask_index is None else int(mask_index)
+    if not 0 <= index < network.num_masks:
+        raise ValueError(f"{owner}: mask_index must lie in [0, {network.num_masks}), got {index}")
+    return index
+
+
+def _expand_context(context: Tensor | None, shape: torch.Size) -> Tensor | None:
+    return None if context is None else context.expand(torch.Size(shape) + context.shape[-1:])
+
+
+class MADEDistribution(TorchDistribution):
+    """Shared plumbing of the MADE distributions that are not binary: the network, the
+    context (which sets the batch shape), the mask set, ``expand``, and one network pass.
+
+    Subclasses check the network's outputs in :meth:`_check_network`.
+    """
+
+    arg_constraints = {}  # the parameters live in the network (an nn.Module)
+
+    def __init__(
+        self,
+        network: MaskedAutoencoder,
+        context: Tensor | None = None,
+        mask_index: int | None = None,
+        validate_args: bool | None = None,
+    ) -> None:
+        self._check_network(network)
+        self.network = network
+        self.context = context
+        self.mask_index = _bind_network(type(self).__name__, network, context, mask_index)
+        parameter = next(network.parameters())
+        self._dtype, self._device = parameter.dtype, parameter.device
+        batch_shape = context.shape[:-1] if context is not None else torch.Size()
+        super().__init__(batch_shape, torch.Size([network.num_dims]), validate_args)
+
+    @classmethod
+    def _check_network(cls, network: MaskedAutoencoder) -> None:
+        raise NotImplementedError
+
+    def expand(self, batch_shape: torch.Size, _instance=None):
+        batch_shape = torch.Size(batch_shape)
+        new = self._get_checked_instance(type(self), _instance)
+        new.network, new.mask_index = self.network, self.mask_index
+        new._dtype, new._device = self._dtype, self._device
+        new.context = _expand_context(self.context, batch_shape)
+        super(MADEDistribution, new).__init__(batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    def _network_outputs(self, inputs: Tensor) -> Tensor:
+        """One pass on ``inputs`` broadcast with the batch shape: shape ``(..., D, P)``."""
+        shape = torch.broadcast_shapes(inputs.shape[:-1], self.batch_shape)
+        context = _expand_context(self.context, shape)
+        return self.network(inputs.expand(shape + self.event_shape), context, self.mask_index)
 
 
 class BernoulliMADE(BinaryAutoregressive):
@@ -62,15 +125,9 @@ class BernoulliMADE(BinaryAutoregressive):
                 f"BernoulliMADE needs one output per dimension, the network has "
                 f"{network.outputs_per_dim}"
             )
-        if network.context_features and context is None:
-            raise ValueError("this MADE network is conditional: pass a context")
         self.network = network
         self.context = context
-        self.mask_index = network.current_mask if mask_index is None else int(mask_index)
-        if not 0 <= self.mask_index < network.num_masks:
-            raise ValueError(
-                f"mask_index must lie in [0, {network.num_masks}), got {self.mask_index}"
-            )
+        self.mask_index = _bind_network("BernoulliMADE", network, context, mask_index)
         parameter = next(network.parameters())
         self._parameter_dtype = parameter.dtype
         batch_shape = context.shape[:-1] if context is not None else torch.Size()
@@ -87,11 +144,7 @@ class BernoulliMADE(BinaryAutoregressive):
         batch_shape = torch.Size(batch_shape)
         new.network, new._parameter_dtype = self.network, self._parameter_dtype
         new.mask_index = self.mask_index
-        new.context = (
-            None
-            if self.context is None
-            else self.context.expand(batch_shape + self.context.shape[-1:])
-        )
+        new.context = _expand_context(self.context, batch_shape)
         self._copy_base_into(new, batch_shape)
         return new
 
@@ -111,9 +164,7 @@ class BernoulliMADE(BinaryAutoregressive):
         return self._to_ordering(self._logits(self._from_ordering(ordered_value)))
 
     def _sampling_start(self, shape: torch.Size) -> dict:
-        context = self.context
-        if context is not None:
-            context = context.expand(shape + context.shape[-1:])
+        context = _expand_context(self.context, shape)
         return {
             "x": torch.zeros(shape + self.event_shape, dtype=self._dtype, device=self._device),
             "first_layer": self.network.first_layer_start(shape, context),
@@ -133,7 +184,7 @@ class BernoulliMADE(BinaryAutoregressive):
         state["first_layer"].add_(value.unsqueeze(-1) * state["weights"]["input_columns"][dim])
 
 
-class GaussianMADE(TorchDistribution):
+class GaussianMADE(MADEDistribution):
     r"""MADE over real vectors with Gaussian conditionals (a reparameterizable guide):
 
     .. math:: x_d = \mu_d(x_{<d}) + \sigma_d(x_{<d})\, \epsilon_d, \qquad
@@ -158,45 +209,16 @@ class GaussianMADE(TorchDistribution):
         | https://arxiv.org/abs/1705.07057
     """
 
-    arg_constraints = {}
     support = constraints.independent(constraints.real, 1)
     has_rsample = True
 
-    def __init__(
-        self,
-        network: MaskedAutoencoder,
-        context: Tensor | None = None,
-        mask_index: int | None = None,
-        validate_args: bool | None = None,
-    ) -> None:
+    @classmethod
+    def _check_network(cls, network: MaskedAutoencoder) -> None:
         if network.outputs_per_dim != 2:
             raise ValueError(
                 "GaussianMADE needs two outputs per dimension (mean, log-scale), the network "
                 f"has {network.outputs_per_dim}"
             )
-        if network.context_features and context is None:
-            raise ValueError("this MADE network is conditional: pass a context")
-        self.network = network
-        self.context = context
-        self.mask_index = network.current_mask if mask_index is None else int(mask_index)
-        parameter = next(network.parameters())
-        self._dtype, self._device = parameter.dtype, parameter.device
-        batch_shape = context.shape[:-1] if context is not None else torch.Size()
-        super().__init__(batch_shape, torch.Size([network.num_dims]), validate_args)
-
-    def expand(self, batch_shape: torch.Size, _instance: GaussianMADE | None = None):
-        batch_shape = torch.Size(batch_shape)
-        new = self._get_checked_instance(GaussianMADE, _instance)
-        new.network, new.mask_index = self.network, self.mask_index
-        new._dtype, new._device = self._dtype, self._device
-        new.context = (
-            None
-            if self.context is None
-            else self.context.expand(batch_shape + self.context.shape[-1:])
-        )
-        super(GaussianMADE, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     def _validate_sample(self, value: Tensor) -> None:
         check_value_shape(self, value, "real")
@@ -206,12 +228,7 @@ class GaussianMADE(TorchDistribution):
     def conditional_parameters(self, value: Tensor) -> tuple[Tensor, Tensor]:
         r""":math:`\mu_d(x_{<d})` and :math:`\log \sigma_d(x_{<d})` for all :math:`d`, each of
         shape ``broadcast(value.shape[:-1], batch_shape) + (D,)``."""
-        context = self.context
-        shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
-        value = value.expand(shape + value.shape[-1:])
-        if context is not None:
-            context = context.expand(shape + context.shape[-1:])
-        out = self.network(value, context, mask_index=self.mask_index)
+        out = self._network_outputs(value)
         return out[..., 0], out[..., 1]
 
     def log_prob(self, value: Tensor) -> Tensor:
@@ -233,9 +250,7 @@ class GaussianMADE(TorchDistribution):
         sample, one dimension at a time in the ordering, differentiably."""
         shape = torch.broadcast_shapes(noise.shape[:-1], self.batch_shape)
         noise = noise.expand(shape + self.event_shape)
-        context = self.context
-        if context is not None:
-            context = context.expand(shape + context.shape[-1:])
+        context = _expand_context(self.context, shape)
         network = self.network
         weights = network.masked_weights(self.mask_index)
         first_layer = network.first_layer_start(shape, context)
@@ -255,7 +270,7 @@ class GaussianMADE(TorchDistribution):
         return self.transform(torch.randn(shape, dtype=self._dtype, device=self._device))
 
 
-class CategoricalMADE(TorchDistribution):
+class CategoricalMADE(MADEDistribution):
     r"""MADE over vectors of :math:`K`-way categories, :math:`x \in \{0, \ldots, K-1\}^D`
     (pixel intensities, small-vocabulary tokens):
 
@@ -277,27 +292,12 @@ class CategoricalMADE(TorchDistribution):
         | https://arxiv.org/abs/1502.03509
     """
 
-    arg_constraints = {}
     has_enumerate_support = False
 
-    def __init__(
-        self,
-        network: MaskedAutoencoder,
-        context: Tensor | None = None,
-        mask_index: int | None = None,
-        validate_args: bool | None = None,
-    ) -> None:
+    @classmethod
+    def _check_network(cls, network: MaskedAutoencoder) -> None:
         if network.outputs_per_dim < 2:
             raise ValueError("CategoricalMADE needs outputs_per_dim = K >= 2 categories")
-        if network.context_features and context is None:
-            raise ValueError("this MADE network is conditional: pass a context")
-        self.network = network
-        self.context = context
-        self.mask_index = network.current_mask if mask_index is None else int(mask_index)
-        parameter = next(network.parameters())
-        self._dtype, self._device = parameter.dtype, parameter.device
-        batch_shape = context.shape[:-1] if context is not None else torch.Size()
-        super().__init__(batch_shape, torch.Size([network.num_dims]), validate_args)
 
     @property
     def num_categories(self) -> int:
@@ -307,20 +307,6 @@ class CategoricalMADE(TorchDistribution):
     @constraints.dependent_property(is_discrete=True, event_dim=1)
     def support(self):
         return constraints.independent(constraints.integer_interval(0, self.num_categories - 1), 1)
-
-    def expand(self, batch_shape: torch.Size, _instance: CategoricalMADE | None = None):
-        batch_shape = torch.Size(batch_shape)
-        new = self._get_checked_instance(CategoricalMADE, _instance)
-        new.network, new.mask_index = self.network, self.mask_index
-        new._dtype, new._device = self._dtype, self._device
-        new.context = (
-            None
-            if self.context is None
-            else self.context.expand(batch_shape + self.context.shape[-1:])
-        )
-        super(CategoricalMADE, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     def _validate_sample(self, value: Tensor) -> None:
         check_value_shape(self, value, f"{self.num_categories}-way categorical")
@@ -343,12 +329,7 @@ class CategoricalMADE(TorchDistribution):
         ``broadcast(value.shape[:-1], batch_shape) + (D, K)``."""
         if self._validate_args:
             self._validate_sample(value)
-        shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
-        context = self.context
-        if context is not None:
-            context = context.expand(shape + context.shape[-1:])
-        inputs = self._scaled(value).expand(shape + self.event_shape)
-        return self.network(inputs, context, mask_index=self.mask_index)
+        return self._network_outputs(self._scaled(value))
 
     def log_prob(self, value: Tensor) -> Tensor:
         """Exact log-probability, shape ``broadcast(value.shape[:-1], batch_shape)``."""
@@ -363,9 +344,7 @@ class CategoricalMADE(TorchDistribution):
             ``long`` values, shape ``sample_shape + batch_shape + (D,)``.
         """
         shape = torch.Size(sample_shape) + self.batch_shape
-        context = self.context
-        if context is not None:
-            context = context.expand(shape + context.shape[-1:])
+        context = _expand_context(self.context, shape)
         network = self.network
         with torch.no_grad():
             weights = network.masked_weights(self.mask_index)
@@ -382,7 +361,7 @@ class CategoricalMADE(TorchDistribution):
         return value
 
 
-class MixtureOfGaussiansMADE(TorchDistribution):
+class MixtureOfGaussiansMADE(MADEDistribution):
     r"""MADE-MoG: each conditional is a mixture of :math:`C` Gaussians,
 
     .. math:: p(x_d \mid x_{<d}) = \sum_{c=1}^{C} \pi_{dc}\,
@@ -405,49 +384,20 @@ class MixtureOfGaussiansMADE(TorchDistribution):
         | https://arxiv.org/abs/1306.0186
     """
 
-    arg_constraints = {}
     support = constraints.independent(constraints.real, 1)
 
-    def __init__(
-        self,
-        network: MaskedAutoencoder,
-        context: Tensor | None = None,
-        mask_index: int | None = None,
-        validate_args: bool | None = None,
-    ) -> None:
+    @classmethod
+    def _check_network(cls, network: MaskedAutoencoder) -> None:
         if network.outputs_per_dim % 3 or network.outputs_per_dim < 3:
             raise ValueError(
                 "MixtureOfGaussiansMADE needs outputs_per_dim = 3 * components (mixture logits, "
                 f"means, log-scales), got {network.outputs_per_dim}"
             )
-        if network.context_features and context is None:
-            raise ValueError("this MADE network is conditional: pass a context")
-        self.network = network
-        self.context = context
-        self.mask_index = network.current_mask if mask_index is None else int(mask_index)
-        parameter = next(network.parameters())
-        self._dtype, self._device = parameter.dtype, parameter.device
-        batch_shape = context.shape[:-1] if context is not None else torch.Size()
-        super().__init__(batch_shape, torch.Size([network.num_dims]), validate_args)
 
     @property
     def num_components(self) -> int:
         """The number :math:`C` of mixture components per conditional."""
         return self.network.outputs_per_dim // 3
-
-    def expand(self, batch_shape: torch.Size, _instance=None):
-        batch_shape = torch.Size(batch_shape)
-        new = self._get_checked_instance(MixtureOfGaussiansMADE, _instance)
-        new.network, new.mask_index = self.network, self.mask_index
-        new._dtype, new._device = self._dtype, self._device
-        new.context = (
-            None
-            if self.context is None
-            else self.context.expand(batch_shape + self.context.shape[-1:])
-        )
-        super(MixtureOfGaussiansMADE, new).__init__(batch_shape, self.event_shape, False)
-        new._validate_args = self._validate_args
-        return new
 
     _validate_sample = GaussianMADE._validate_sample
 
@@ -458,12 +408,7 @@ class MixtureOfGaussiansMADE(TorchDistribution):
     def conditional_parameters(self, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         r"""Log mixture weights, means and log-scales of every conditional, each of shape
         ``broadcast(value.shape[:-1], batch_shape) + (D, C)``."""
-        shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
-        context = self.context
-        if context is not None:
-            context = context.expand(shape + context.shape[-1:])
-        out = self.network(value.expand(shape + self.event_shape), context, self.mask_index)
-        return self._split(out)
+        return self._split(self._network_outputs(value))
 
     def log_prob(self, value: Tensor) -> Tensor:
         """Exact log-density, shape ``broadcast(value.shape[:-1], batch_shape)``."""
@@ -478,9 +423,7 @@ class MixtureOfGaussiansMADE(TorchDistribution):
         """Ancestral sampling with the incremental first layer, shape
         ``sample_shape + batch_shape + (D,)``."""
         shape = torch.Size(sample_shape) + self.batch_shape
-        context = self.context
-        if context is not None:
-            context = context.expand(shape + context.shape[-1:])
+        context = _expand_context(self.context, shape)
         network = self.network
         with torch.no_grad():
             weights = network.masked_weights(self.mask_index)
@@ -547,9 +490,7 @@ class MADEEnsemble(TorchDistribution):
 
     def expand(self, batch_shape: torch.Size, _instance: MADEEnsemble | None = None):
         batch_shape = torch.Size(batch_shape)
-        context = self.context
-        if context is not None:
-            context = context.expand(batch_shape + context.shape[-1:])
+        context = _expand_context(self.context, batch_shape)
         new = self._get_checked_instance(MADEEnsemble, _instance)
         new.network, new.context, new.component = self.network, context, self.component
         new.components = [component.expand(batch_shape) for component in self.components]
@@ -581,9 +522,7 @@ class MADEEnsemble(TorchDistribution):
         first = self.components[0]
         out = None
         choice = torch.randint(len(self.components), shape, device=first._device)
-        context = self.context
-        if context is not None:
-            context = context.expand(shape + context.shape[-1:])
+        context = _expand_context(self.context, shape)
         with torch.no_grad():
             for index, component in enumerate(self.components):
                 chosen = choice == index
