@@ -312,9 +312,9 @@ def test_bayesian_factor_analysis_with_nuts_is_healthy():
         jit_compile=True,
         ignore_jit_warnings=True,
     )
-    mcmc = MCMC(kernel, num_samples=100, warmup_steps=100, num_chains=2, disable_progbar=True)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # Pyro warns that 2 chains on 2 cores run one by one
+        mcmc = MCMC(kernel, num_samples=100, warmup_steps=100, num_chains=2, disable_progbar=True)
         mcmc.run(data, 2)
         inference = to_inference_data(mcmc, observed_data={"x": data})
         summary = az.summary(
