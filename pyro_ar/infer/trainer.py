@@ -39,7 +39,8 @@ class TrainingConfig:
         learning_rate_decay: The learning rate is multiplied by this after every epoch.
         patience: Stop after this many epochs without a better validation NLL.
         seed: Seeds the shuffling (and torch's global generator) for reproducibility.
-        max_seconds: Optional wall-clock budget; training stops after the epoch that exceeds it.
+        max_seconds: Optional wall-clock budget: no epoch starts that would end past it, judged
+            by the last epoch's duration (the first epoch always runs).
         progress: Show a tqdm progress bar.
         eval_batch_size: Examples per batch when evaluating.
     """
@@ -202,10 +203,9 @@ def fit_maximum_likelihood(
         elif epoch - best_epoch >= config.patience:
             stop_reason = "early stopping"
             break
-        if (
-            config.max_seconds is not None
-            and time.perf_counter() - start_time > config.max_seconds
-        ):
+        # stop before an epoch that would end past the budget, judged by this epoch's length
+        elapsed = time.perf_counter() - start_time
+        if config.max_seconds is not None and elapsed + record.seconds > config.max_seconds:
             stop_reason = "time budget"
             break
     bar.close()
