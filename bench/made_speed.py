@@ -5,7 +5,7 @@ Targets (issue 3, 2 CPU cores): sampling 100 vectors in <= 0.15 s (incremental f
 a training step within 1.2x of an unmasked 784-500-784 MLP.
 
 Peers used the same way (one full network pass per dimension when sampling):
-pyro's ``AutoRegressiveNN``, nflows' ``MADE`` (if installed; ``pip install --no-deps nflows``),
+pyro's ``AutoRegressiveNN`` (which needs hidden >= D, so it gets max(hidden, D) units), nflows' ``MADE`` (if installed; ``pip install --no-deps nflows``),
 and pyro_ar's own network without the incremental path.
 
     python bench/made_speed.py
@@ -52,7 +52,9 @@ def main() -> None:
             lambda: sample_by_full_passes(lambda v: network(v)[..., 0], dims, batch), 2
         ),
     }
-    pyro_net = AutoRegressiveNN(dims, [hidden], param_dims=[1])
+    # pyro's AutoRegressiveNN refuses hidden layers narrower than the input
+    pyro_hidden = max(hidden, dims)
+    pyro_net = AutoRegressiveNN(dims, [pyro_hidden], param_dims=[1])
     sampling["pyro_AutoRegressiveNN"] = median_seconds(
         lambda: sample_by_full_passes(lambda v: pyro_net(v), dims, batch), 2
     )
