@@ -27,21 +27,25 @@ from pyro_ar.data import load_mnist
 from pyro_ar.infer import fit_factor_analysis, fit_ppca
 
 
-def timed(function, repeats):
-    """Median wall time over ``repeats`` calls, and the last result."""
-    times, result = [], None
+def timed_pair(ours, theirs, repeats):
+    """Median wall times of two functions called alternately (so that the machine's drift hits
+    both alike), after one untimed warm-up call each, and their last results."""
+    ours(), theirs()
+    times = ([], [])
+    results = [None, None]
     for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+        for side, function in enumerate((ours, theirs)):
+            start = time.perf_counter()
+            results[side] = function()
+            times[side].append(time.perf_counter() - start)
+    return statistics.median(times[0]), results[0], statistics.median(times[1]), results[1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data-dir", default=default_mnist_dir())
     parser.add_argument("--latent", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rows", type=int, default=60000, help="training rows (smoke tests)")
     args = parser.parse_args()
     raw = load_mnist(args.data_dir)
@@ -55,8 +59,9 @@ def main() -> None:
         f"{torch.get_num_threads()} threads"
     )
 
-    ours_ppca_time, ours_ppca = timed(lambda: fit_ppca(train, k), repeats)
-    sk_pca_time, sk_pca = timed(lambda: PCA(k).fit(train_np), repeats)
+    ours_ppca_time, ours_ppca, sk_pca_time, sk_pca = timed_pair(
+        lambda: fit_ppca(train, k), lambda: PCA(k).fit(train_np), repeats
+    )
     ppca = {
         "pyro_ar_seconds": ours_ppca_time,
         "sklearn_seconds": sk_pca_time,

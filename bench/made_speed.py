@@ -5,7 +5,8 @@ Targets (issue 3, 2 CPU cores): sampling 100 vectors in <= 0.15 s (incremental f
 a training step within 1.2x of an unmasked 784-500-784 MLP.
 
 Peers used the same way (one full network pass per dimension when sampling):
-pyro's ``AutoRegressiveNN`` (which needs hidden >= D, so it gets max(hidden, D) units), nflows' ``MADE`` (if installed; ``pip install --no-deps nflows``),
+pyro's ``AutoRegressiveNN`` (which needs hidden >= D, so it gets max(hidden, D) units),
+nflows' ``MADE`` (if installed; ``pip install --no-deps nflows``),
 and pyro_ar's own network without the incremental path.
 
     python bench/made_speed.py
