@@ -98,7 +98,11 @@ def _check_data(data: Tensor, latent_dim: int) -> tuple[Tensor, bool]:
         raise ValueError(f"need at least 2 rows of data, got {num_rows}")
     if not 1 <= latent_dim <= num_dims:
         raise ValueError(f"latent_dim must lie in [1, D={num_dims}], got {latent_dim}")
-    if bool(torch.isfinite(data.sum(0)).all()):
+    if data.device.type == "cpu" and not data.requires_grad:
+        sums_finite = bool(np.isfinite(data.contiguous().numpy().sum(0)).all())
+    else:
+        sums_finite = bool(torch.isfinite(data.sum(0)).all())
+    if sums_finite:
         return data, False
     if torch.isinf(data).any():
         raise ValueError("data contains inf; use NaN for missing values")
@@ -108,35 +112,65 @@ def _check_data(data: Tensor, latent_dim: int) -> tuple[Tensor, bool]:
     return data, bool(missing.any())
 
 
-def _gram(data: Tensor) -> Tensor:
-    """:math:`X^\top X`. On the CPU through NumPy, whose ``dot`` recognizes the symmetric
-    product and calls BLAS ``syrk`` (half the multiply-adds of a general product)."""
+def _moments(data: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and maximum-likelihood covariance (divided by N).
+
+    On the CPU this runs in NumPy end to end: its ``dot`` recognizes :math:`X^\\top X` and
+    calls BLAS ``syrk`` (half the multiply-adds of torch's general product), and torch
+    operations interleaved with NumPy's BLAS calls would wait for its threads. In float64 the
+    covariance is :math:`X^\\top X / N - \\bar x \\bar x^\\top`, which avoids copying the
+    data; in lower precision the data are centred first, since that subtraction would cancel
+    digits.
+    """
     if data.device.type == "cpu" and not data.requires_grad:
         array = data.contiguous().numpy()
-        return torch.from_numpy(np.dot(array.T, array))
-    return data.T @ data
-
-
-def _eigh(matrix: Tensor) -> tuple[Tensor, Tensor]:
-    """Eigenvalues (ascending) and eigenvectors of a symmetric matrix; on the CPU through
-    NumPy, so that it shares the BLAS threads of :func:`_gram` rather than competing with them."""
-    if matrix.device.type == "cpu" and not matrix.requires_grad:
-        values, vectors = np.linalg.eigh(matrix.numpy())
-        return torch.from_numpy(values), torch.from_numpy(vectors)
-    return torch.linalg.eigh(matrix)
-
-
-def _moments(data: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and maximum-likelihood covariance (divided by N), in one pass of matrix products.
-
-    In float64 the covariance is :math:`X^\top X / N - \bar x \bar x^\top`, which avoids
-    copying the data; in lower precision the data are centred first, since that subtraction
-    would cancel digits.
-    """
+        mean = array.mean(0)
+        if array.dtype == np.float64:
+            covariance = np.dot(array.T, array)
+            covariance /= len(array)
+            covariance -= np.outer(mean, mean)
+        else:
+            centred = array - mean
+            covariance = np.dot(centred.T, centred)
+            covariance /= len(array)
+        return torch.from_numpy(mean), torch.from_numpy(covariance)
     mean = data.mean(0)
-    if data.dtype == torch.float64:
-        return mean, _gram(data) / len(data) - torch.outer(mean, mean)
-    return mean, _gram(data - mean) / len(data)
+    centred = data - mean
+    return mean, centred.T @ centred / len(data)
+
+
+def _ppca_closed_form(
+    covariance: np.ndarray, latent_dim: int, floor: float
+) -> tuple[np.ndarray, float, float]:
+    r"""Tipping & Bishop's maximum likelihood from the sample covariance (a small D x D
+    matrix, so NumPy on the CPU whatever the data's device).
+
+    Returns :math:`W`, :math:`\sigma^2` and the per-row log-likelihood, which in the
+    eigenbasis of :math:`S` is
+    :math:`-\frac{1}{2}\big(D \log 2\pi + \sum_k \log c_k + \sum_k \lambda_k / c_k\big)`
+    with model eigenvalues :math:`c_k = \max(\lambda_k, \sigma^2)` for :math:`k \le K` and
+    :math:`\sigma^2` beyond.
+    """
+    num_dims = covariance.shape[0]
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    eigenvalues = np.clip(eigenvalues[::-1], 0, None)  # descending
+    eigenvectors = eigenvectors[:, ::-1]
+    discarded = eigenvalues[latent_dim:]
+    noise_variance = max(float(discarded.mean()) if len(discarded) else 0.0, floor)
+    if noise_variance <= 0:
+        raise ValueError(
+            "the maximum-likelihood noise variance is 0 (K = D, or the data have rank <= K): "
+            "pass a positive noise_floor"
+        )
+    top = eigenvalues[:latent_dim]
+    weight = eigenvectors[:, :latent_dim] * np.sqrt(np.clip(top - noise_variance, 0, None))
+    model = np.concatenate(
+        [np.maximum(top, noise_variance), np.full(num_dims - latent_dim, noise_variance)]
+    )
+    log_likelihood = -0.5 * (
+        num_dims * math.log(2 * math.pi) + np.log(model).sum() + (eigenvalues / model).sum()
+    )
+    return np.ascontiguousarray(weight), noise_variance, float(log_likelihood)
 
 
 def _noise_floor(variances: Tensor, noise_floor: float | None) -> float:
@@ -211,23 +245,12 @@ def fit_ppca(
         return _fit_with_missing(data, latent_dim, True, noise_floor, max_iter, tol)
     mean, covariance = _moments(data)
     floor = _noise_floor(covariance.diagonal(), noise_floor)
-    eigenvalues, eigenvectors = _eigh(covariance)  # ascending
-    eigenvalues = eigenvalues.flip(0).clamp_min(0)
-    eigenvectors = eigenvectors.flip(1)
-    num_dims = len(eigenvalues)
-    discarded = eigenvalues[latent_dim:]
-    noise_variance = discarded.mean() if len(discarded) else eigenvalues.new_tensor(0.0)
-    noise_variance = noise_variance.clamp_min(floor)
-    if noise_variance <= 0:
-        raise ValueError(
-            "the maximum-likelihood noise variance is 0 (K = D, or the data have rank <= K): "
-            "pass a positive noise_floor"
-        )
-    scales = (eigenvalues[:latent_dim] - noise_variance).clamp_min(0).sqrt()
-    weight = eigenvectors[:, :latent_dim] * scales
-    distribution = PPCA(mean, weight, noise_variance.sqrt())
-    variances = noise_variance.expand(num_dims)
-    log_likelihood = _mean_log_likelihood(covariance, weight, variances)
+    weight, noise_variance, log_likelihood = _ppca_closed_form(
+        covariance.cpu().numpy(), latent_dim, floor
+    )
+    weight = torch.from_numpy(weight).to(device=data.device, dtype=data.dtype)
+    noise_scale = torch.tensor(math.sqrt(noise_variance), dtype=data.dtype, device=data.device)
+    distribution = PPCA(mean.to(data.device), weight, noise_scale)
     return LinearGaussianFit(distribution, log_likelihood, [log_likelihood], 0, True, floor)
 
 
