@@ -216,3 +216,15 @@ def test_loading_a_state_dict_refreshes_the_masks():
     x = torch.rand(4, 7, dtype=torch.float64)
     for mask in range(2):
         assert torch.equal(target(x, mask_index=mask), source(x, mask_index=mask))
+
+
+@pytest.mark.parametrize("hidden", [3, 5, 20])
+def test_every_input_but_the_last_reaches_a_hidden_unit(hidden):
+    """Even hidden degrees cover 1..D-1, so every input that some output may see reaches a
+    hidden unit, and every output but the first hears from one."""
+    network = MaskedAutoencoder(12, [hidden], ordering="random")
+    used_inputs = network.hidden[0].mask.sum(0) > 0
+    fed_outputs = network.output.mask.sum(1) > 0
+    first, last = network.ordering[0], network.ordering[-1]
+    assert used_inputs.sum() == 11 and not used_inputs[last]
+    assert fed_outputs.sum() == 11 and not fed_outputs[first]

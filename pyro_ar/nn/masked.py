@@ -72,7 +72,8 @@ def made_degrees(
         hidden_features: Sizes of the hidden layers.
         ordering: Permutation of ``range(D)``; input ``d`` gets degree ``rank(d) + 1``.
         random_hidden: Draw hidden degrees uniformly from ``[min degree of the previous layer,
-            D - 1]`` (Germain et al.) instead of spreading them evenly over ``1..D-1``.
+            D - 1]`` (Germain et al.) instead of spreading them evenly over ``1..D-1`` (cycling
+            through ``1..D-1`` when a layer has at least ``D - 1`` units).
         generator: Random generator for ``random_hidden``.
 
     Returns:
@@ -84,8 +85,12 @@ def made_degrees(
         if random_hidden:
             low = min(int(degrees[-1].min()), top)
             layer = torch.randint(low, top + 1, (size,), generator=generator)
-        else:
+        elif size >= top:
             layer = torch.arange(size) % top + 1
+        else:
+            # spread evenly over 1..D-1, both ends included: cycling would stop at degree
+            # `size`, and inputs ranked after it would reach no hidden unit at all
+            layer = torch.linspace(1, top, size).round().long()
         degrees.append(layer)
     return degrees
 
