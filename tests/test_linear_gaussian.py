@@ -314,14 +314,14 @@ def test_bayesian_factor_analysis_with_nuts_is_healthy():
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pyro warns that 2 chains on 2 cores run one by one
-        mcmc = MCMC(kernel, num_samples=100, warmup_steps=100, num_chains=2, disable_progbar=True)
+        mcmc = MCMC(kernel, num_samples=150, warmup_steps=300, num_chains=2, disable_progbar=True)
         mcmc.run(data, 2)
         inference = to_inference_data(mcmc, observed_data={"x": data})
         summary = az.summary(
             inference, var_names=["loadings_diagonal", "loadings_lower", "noise_scale"]
         )
-    assert inference.posterior.sizes["chain"] == 2 and inference.posterior.sizes["draw"] == 100
-    assert inference.sample_stats["diverging"].shape == (2, 100)
+    assert inference.posterior.sizes["chain"] == 2 and inference.posterior.sizes["draw"] == 150
+    assert inference.sample_stats["diverging"].shape == (2, 150)
     assert inference.observed_data["x"].shape == (250, 4)
     assert summary["r_hat"].max() < 1.1
     assert summary["ess_bulk"].min() > 40

@@ -6,7 +6,7 @@ The likelihood is the collapsed marginal :math:`x_n \sim \mathcal{N}(\mu, W W^\t
 orbit and R-hat would never settle. The rotation is removed by the classic constraint of a
 lower-triangular :math:`W` with a positive diagonal (Geweke & Zhou 1996; Lopes & West 2004):
 
-.. math:: W_{ij} = 0 \; (j > i), \qquad W_{ii} \sim \text{HalfNormal}(s), \qquad
+.. math:: W_{ij} = 0 \; (j > i), \qquad W_{ii} \sim \text{LogNormal}(\log s, 1), \qquad
    W_{ij} \sim \mathcal{N}(0, s^2) \; (j < i),
 
 with :math:`\mu \sim \mathcal{N}(0, 10^2)` and noise scales :math:`\sim \text{HalfNormal}(1)`
@@ -29,6 +29,8 @@ __all__ = [
     "initial_values",
     "rotate_to_lower_triangular",
 ]
+
+import math
 
 import pyro
 import pyro.distributions as dist
@@ -138,8 +140,10 @@ def bayesian_linear_gaussian_model(
     lower = pyro.sample(
         "loadings_lower", dist.Normal(zero, loading_scale).expand([num_lower]).to_event(1)
     )
+    # a prior that vanishes at 0 keeps chains out of the reflected minor modes (W_kk -> 0)
     diagonal = pyro.sample(
-        "loadings_diagonal", dist.HalfNormal(zero + loading_scale).expand([latent_dim]).to_event(1)
+        "loadings_diagonal",
+        dist.LogNormal(zero + math.log(loading_scale), 1.0).expand([latent_dim]).to_event(1),
     )
     weight = assemble_loadings(lower, diagonal, num_dims)
     if isotropic:
