@@ -214,8 +214,10 @@ class MaskedAutoencoder(nn.Module):
         self._mask_cache.clear()
 
     def masks(self, index: int) -> list[Tensor | None]:
-        """The masks of mask set ``index``: hidden layers, output, direct (or ``None``)."""
-        key = (index, self.orderings.device)
+        """The masks of mask set ``index``: hidden layers, output, direct (or ``None``), as
+        0/1 tensors in the weights' dtype (a boolean mask would be converted at every pass)."""
+        dtype = self.output.weight.dtype
+        key = (index, self.orderings.device, dtype)
         if key not in self._mask_cache:
             degrees = [torch.argsort(self.orderings[index]) + 1]
             degrees += [
@@ -230,7 +232,7 @@ class MaskedAutoencoder(nn.Module):
             masks.append(
                 output_degrees[:, None] > degrees[0][None, :] if self.direct is not None else None
             )
-            self._mask_cache[key] = masks
+            self._mask_cache[key] = [None if mask is None else mask.to(dtype) for mask in masks]
         return self._mask_cache[key]
 
     def _layers(self) -> list[MaskedLinear | None]:
