@@ -81,6 +81,36 @@ class MADEDistribution(TorchDistribution):
         new._validate_args = self._validate_args
         return new
 
+    def _draw(self, outputs: Tensor) -> Tensor:
+        """One dimension's value, drawn from its ``P`` network outputs (shape ``(..., P)``)."""
+        raise NotImplementedError
+
+    def _network_input(self, value: Tensor) -> Tensor:
+        """What the network sees of a value (the value itself unless overridden)."""
+        return value
+
+    def _sample_incrementally(self, sample_shape: torch.Size) -> Tensor:
+        """Ancestral sampling in the mask set's ordering, with the incremental first layer:
+        each step adds one input column to the first layer's pre-activation and evaluates the
+        upper layers and one output row only (see ``MaskedAutoencoder.output_for``).
+
+        Returns:
+            Shape ``sample_shape + batch_shape + (D,)``, in the dtype that :meth:`_draw` gives.
+        """
+        shape = torch.Size(sample_shape) + self.batch_shape
+        network = self.network
+        with torch.no_grad():
+            weights = network.masked_weights(self.mask_index)
+            first_layer = network.first_layer_start(shape, _expand_context(self.context, shape))
+            inputs = torch.zeros(shape + self.event_shape, dtype=self._dtype, device=self._device)
+            columns = {}
+            for dim in network.orderings[self.mask_index].tolist():
+                columns[dim] = self._draw(network.output_for(first_layer, inputs, dim, weights))
+                column = self._network_input(columns[dim])
+                inputs[..., dim] = column
+                first_layer.add_(column.unsqueeze(-1) * weights["input_columns"][dim])
+        return torch.stack([columns[dim] for dim in range(self.event_shape[0])], dim=-1)
+
     def _network_outputs(self, inputs: Tensor) -> Tensor:
         """One pass on ``inputs`` broadcast with the batch shape: shape ``(..., D, P)``."""
         shape = torch.broadcast_shapes(inputs.shape[:-1], self.batch_shape)
@@ -337,28 +367,18 @@ class CategoricalMADE(MADEDistribution):
         index = value.long().expand(logits.shape[:-1]).unsqueeze(-1)
         return logits.log_softmax(-1).gather(-1, index).squeeze(-1).sum(-1)
 
+    def _draw(self, outputs: Tensor) -> Tensor:
+        return torch.distributions.Categorical(logits=outputs).sample()
+
+    _network_input = _scaled
+
     def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
         """Ancestral sampling with the incremental first layer.
 
         Returns:
             ``long`` values, shape ``sample_shape + batch_shape + (D,)``.
         """
-        shape = torch.Size(sample_shape) + self.batch_shape
-        context = _expand_context(self.context, shape)
-        network = self.network
-        with torch.no_grad():
-            weights = network.masked_weights(self.mask_index)
-            first_layer = network.first_layer_start(shape, context)
-            scaled = torch.zeros(shape + self.event_shape, dtype=self._dtype, device=self._device)
-            value = torch.zeros(shape + self.event_shape, dtype=torch.long, device=self._device)
-            for dim in network.orderings[self.mask_index].tolist():
-                logits = network.output_for(first_layer, scaled, dim, weights)
-                draw = torch.distributions.Categorical(logits=logits).sample()
-                value[..., dim] = draw
-                column = draw.to(self._dtype) / (self.num_categories - 1)
-                scaled[..., dim] = column
-                first_layer.add_(column.unsqueeze(-1) * weights["input_columns"][dim])
-        return value
+        return self._sample_incrementally(sample_shape)
 
 
 class MixtureOfGaussiansMADE(MADEDistribution):
@@ -419,28 +439,17 @@ class MixtureOfGaussiansMADE(MADEDistribution):
         component = -0.5 * standardized**2 - log_scales - 0.5 * math.log(2 * math.pi)
         return (log_weights + component).logsumexp(-1).sum(-1)
 
+    def _draw(self, outputs: Tensor) -> Tensor:
+        log_weights, means, log_scales = self._split(outputs)
+        pick = torch.distributions.Categorical(logits=log_weights).sample().unsqueeze(-1)
+        mean = means.gather(-1, pick).squeeze(-1)
+        scale = log_scales.gather(-1, pick).squeeze(-1).exp()
+        return mean + scale * torch.randn_like(mean)
+
     def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
         """Ancestral sampling with the incremental first layer, shape
         ``sample_shape + batch_shape + (D,)``."""
-        shape = torch.Size(sample_shape) + self.batch_shape
-        context = _expand_context(self.context, shape)
-        network = self.network
-        with torch.no_grad():
-            weights = network.masked_weights(self.mask_index)
-            first_layer = network.first_layer_start(shape, context)
-            value = torch.zeros(shape + self.event_shape, dtype=self._dtype, device=self._device)
-            for dim in network.orderings[self.mask_index].tolist():
-                log_weights, means, log_scales = self._split(
-                    network.output_for(first_layer, value, dim, weights)
-                )
-                component = torch.distributions.Categorical(logits=log_weights).sample()
-                pick = component.unsqueeze(-1)
-                mean = means.gather(-1, pick).squeeze(-1)
-                scale = log_scales.gather(-1, pick).squeeze(-1).exp()
-                column = mean + scale * torch.randn_like(mean)
-                value[..., dim] = column
-                first_layer.add_(column.unsqueeze(-1) * weights["input_columns"][dim])
-        return value
+        return self._sample_incrementally(sample_shape)
 
 
 class MADEEnsemble(TorchDistribution):
