@@ -155,7 +155,7 @@ class NADE(BinaryAutoregressive):
         if (
             shared_weight is not None
             and shared_output is not None
-            and not (ordered_value.requires_grad)
+            and not ordered_value.requires_grad
         ):
             shape = ordered_value.shape[:-1]
             flat = ordered_value.reshape(-1, self.num_dims)
