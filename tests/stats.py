@@ -17,7 +17,14 @@ def states_to_index(values: torch.Tensor) -> torch.Tensor:
 def chi_square_p_value(samples: torch.Tensor, probs: torch.Tensor, min_expected: float = 5.0):
     """Pearson's chi-square test of binary ``samples`` (N, D) against ``probs`` over all 2^D
     states; states with a small expected count are pooled into one cell."""
-    counts = torch.bincount(states_to_index(samples).cpu(), minlength=len(probs)).double()
+    return cells_chi_square_p_value(states_to_index(samples), probs, min_expected)
+
+
+def cells_chi_square_p_value(cells: torch.Tensor, probs: torch.Tensor, min_expected: float = 5.0):
+    """Pearson's chi-square test of draws given as cell indices ``(N,)`` against cell
+    probabilities ``probs``; cells with a small expected count are pooled into one cell."""
+    samples = cells
+    counts = torch.bincount(cells.cpu(), minlength=len(probs)).double()
     expected = probs.detach().cpu().double() * len(samples)
     large = expected >= min_expected
     observed_cells = torch.cat([counts[large], counts[~large].sum().reshape(1)])

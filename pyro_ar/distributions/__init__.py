@@ -10,7 +10,9 @@ from .made import (
     MADEEnsemble,
     MixtureOfGaussiansMADE,
 )
+from .markov_chain import MarkovChain, dirichlet_posterior, transition_counts
 from .nade import NADE
+from .ngram_chain import NGramChain
 
 __all__ = [
     "BernoulliMADE",
@@ -21,7 +23,11 @@ __all__ = [
     "GaussianMADE",
     "LinearGaussianLatent",
     "MADEEnsemble",
+    "MarkovChain",
     "MixtureOfGaussiansMADE",
     "NADE",
+    "NGramChain",
     "PPCA",
+    "dirichlet_posterior",
+    "transition_counts",
 ]

@@ -1,0 +1,253 @@
+r"""A smoothed n-gram language model as a Pyro distribution over token-id sequences."""
+
+from __future__ import annotations
+
+__all__ = ["NGramChain"]
+
+import torch
+from pyro.distributions import TorchDistribution
+from torch import Tensor
+from torch.distributions import constraints
+
+from ..ngram.model import NGramModel
+from .validation import check_value_shape
+
+# Rows of dense conditionals computed at once when tempering log_prob (memory: rows x V).
+_DENSE_CHUNK_ROWS = 1024
+
+
+class NGramChain(TorchDistribution):
+    r"""Token sequences :math:`x_{1:L}` drawn from an n-gram model, one word at a time:
+
+    .. math:: p(x_{1:L}) = \prod_{t=1}^{T} p_\tau(x_t \mid \texttt{<s>}, \text{prefix}, x_{<t}),
+              \qquad p_\tau(w \mid h) \propto p(w \mid h)^{1/\tau},
+
+    with the model's smoothed conditionals :math:`p(w \mid h)` (natural logs), temperature
+    :math:`\tau` (1 = the model itself), and :math:`T = L` or, with ``stop_at_end``, the position
+    of the first ``</s>``: a sentence ends there and the rest of the row is padding, which must be
+    ``</s>`` too. So the support is every sequence of ``L`` non-``<s>`` ids (fixed length), or
+    every sentence of at most ``L`` tokens ending in ``</s>`` plus every unfinished ``L``-token
+    prefix (stop mode); :meth:`sample` draws from exactly the distribution that :meth:`log_prob`
+    scores (unlike NLTK's ``generate``, which only draws seen continuations).
+
+    ``prefix`` (shape ``batch_shape + (P,)``) conditions on given first words, for completion;
+    :meth:`greedy` and :meth:`beam_search` give the most probable continuations.
+
+    Arguments:
+        model: A fitted :class:`~pyro_ar.ngram.model.NGramModel` (its tables' device is used).
+        length: :math:`L`, the number of tokens per sequence.
+        prefix: ``long`` tensor of given words (no ``<s>``), or ``None``.
+        stop_at_end: Treat ``</s>`` as the end of the sequence (default) or as a word.
+        temperature: :math:`\tau > 0`.
+
+    Shapes: ``batch_shape = prefix.shape[:-1]`` (or ``()``), ``event_shape = (L,)``.
+    """
+
+    arg_constraints: dict = {}
+    has_enumerate_support = False
+
+    def __init__(
+        self,
+        model: NGramModel,
+        length: int,
+        prefix: Tensor | None = None,
+        stop_at_end: bool = True,
+        temperature: float = 1.0,
+        validate_args: bool | None = None,
+    ):
+        if not isinstance(model, NGramModel):
+            raise TypeError(f"NGramChain needs an NGramModel, got {type(model).__name__}")
+        if not isinstance(length, int) or length < 1:
+            raise ValueError(f"length must be a positive integer, got {length!r}")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        if prefix is None:
+            prefix = torch.zeros((0,), dtype=torch.long, device=model.device)
+        if not isinstance(prefix, Tensor) or prefix.dim() < 1:
+            raise ValueError("prefix must be a tensor of token ids of shape (..., P)")
+        model.check_ids(prefix, "prefix")
+        if bool((prefix == model.vocabulary.begin_id).any()):
+            raise ValueError("prefix must not contain <s>: it is added in front automatically")
+        if prefix.device != model.device:
+            raise ValueError(f"prefix is on {prefix.device} but the model on {model.device}")
+        self.model = model
+        self.length = length
+        self.prefix = prefix.long()
+        self.stop_at_end = stop_at_end
+        self.temperature = float(temperature)
+        super().__init__(prefix.shape[:-1], torch.Size([length]), validate_args=validate_args)
+
+    @constraints.dependent_property(is_discrete=True, event_dim=1)
+    def support(self):
+        return constraints.independent(
+            constraints.integer_interval(0, len(self.model.vocabulary) - 1), 1
+        )
+
+    def expand(self, batch_shape, _instance=None) -> NGramChain:
+        new = self._get_checked_instance(NGramChain, _instance)
+        batch_shape = torch.Size(batch_shape)
+        new.model = self.model
+        new.length = self.length
+        new.prefix = self.prefix.expand(batch_shape + self.prefix.shape[-1:])
+        new.stop_at_end = self.stop_at_end
+        new.temperature = self.temperature
+        super(NGramChain, new).__init__(batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    # ----------------------------------------------------------------------------- scoring
+    def _validate_sample(self, value: Tensor) -> None:
+        check_value_shape(self, value, "token")
+        if value.dtype.is_floating_point and bool((value != value.round()).any()):
+            raise ValueError("NGramChain values must be integer token ids")
+        self.model.check_ids(value.long(), "value")
+        if bool((value == self.model.vocabulary.begin_id).any()):
+            raise ValueError("value contains <s>, which is a context symbol, never a token")
+        if self.stop_at_end:
+            end = value == self.model.vocabulary.end_id
+            after_end = (torch.cumsum(end.long(), -1) - end.long()) > 0
+            if bool((after_end & ~end).any()):
+                raise ValueError(
+                    "with stop_at_end, positions after the first </s> must be padded with </s> "
+                    f"(id {self.model.vocabulary.end_id})"
+                )
+
+    def _counted(self, value: Tensor) -> Tensor:
+        """Positions that are part of the sequence (not padding after the first ``</s>``)."""
+        if not self.stop_at_end:
+            return torch.ones_like(value, dtype=torch.bool)
+        end = (value == self.model.vocabulary.end_id).long()
+        return (torch.cumsum(end, -1) - end) == 0
+
+    def token_log_probs(self, value: Tensor) -> Tensor:
+        r"""Per-position :math:`\log p_\tau(x_t \mid \dots)` (0 at padding), shape
+        ``broadcast(value.shape[:-1], batch_shape) + (L,)``."""
+        value = value.long()
+        scores = self.model.sequence_log_probs(value, self.prefix)
+        if self.temperature != 1.0:
+            scores = scores / self.temperature - self._tempered_normalizers(value)
+        counted = self._counted(value).expand(scores.shape)
+        return torch.where(counted, scores, torch.zeros((), dtype=scores.dtype))
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        return self.token_log_probs(value).sum(-1)
+
+    def _tempered_normalizers(self, value: Tensor) -> Tensor:
+        r""":math:`\log \sum_w p(w \mid h_t)^{1/\tau}` for every position's history."""
+        batch = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
+        prefix = self.prefix.expand(batch + self.prefix.shape[-1:])
+        value = value.expand(batch + value.shape[-1:])
+        begin = value.new_full(batch + (1,), self.model.vocabulary.begin_id)
+        stream = torch.cat([begin, prefix, value[..., :-1]], -1)
+        stream = stream.reshape(batch.numel(), stream.shape[-1])
+        found = self.model.entries(stream)
+        # The history of value position j ends at stream position P + j.
+        start = prefix.shape[-1]
+        contexts = [f[:, start:].reshape(-1) for f in found[: self.model.order - 1]]
+        rows = stream.shape[0] * self.length
+        normalizers = []
+        for first in range(0, rows, _DENSE_CHUNK_ROWS):
+            chunk = [c[first : first + _DENSE_CHUNK_ROWS] for c in contexts]
+            dense = self.model.dense_log_probs(chunk, min(_DENSE_CHUNK_ROWS, rows - first))
+            normalizers.append(torch.logsumexp(dense / self.temperature, -1))
+        return torch.cat(normalizers).reshape(batch + (self.length,))
+
+    # ----------------------------------------------------------------------------- sampling
+    def _start(self, sample_shape: torch.Size) -> tuple[torch.Size, list[Tensor]]:
+        """Rows to generate and the context entries after ``<s>`` + prefix (one per order)."""
+        shape = torch.Size(sample_shape) + self.batch_shape
+        width = self.prefix.shape[-1]
+        prefix = self.prefix.expand(shape + (width,)).reshape(shape.numel(), width)
+        begin = prefix.new_full((prefix.shape[0], 1), self.model.vocabulary.begin_id)
+        found = self.model.entries(torch.cat([begin, prefix], -1))
+        return shape, [f[:, -1] for f in found[: self.model.order - 1]]
+
+    def _advance(self, contexts: list[Tensor], token: Tensor) -> list[Tensor]:
+        """Context entries after appending ``token`` (orders 1 .. N-1)."""
+        updated = [token]
+        for k in range(2, self.model.order):
+            updated.append(self.model.lookup(k, contexts[k - 2], token))
+        return updated
+
+    def _next_scores(self, contexts: list[Tensor], rows: int) -> Tensor:
+        dense = self.model.dense_log_probs(contexts, rows)
+        if self.temperature != 1.0:
+            dense = torch.log_softmax(dense / self.temperature, -1)
+        return dense
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        """Ancestral sampling, ``L`` steps for all rows at once (Gumbel-max per step)."""
+        with torch.no_grad():
+            shape, contexts = self._start(sample_shape)
+            rows = shape.numel()
+            end = self.model.vocabulary.end_id
+            finished = torch.zeros(rows, dtype=torch.bool, device=self.model.device)
+            tokens = []
+            for _ in range(self.length):
+                scores = self._next_scores(contexts, rows)
+                gumbel = -torch.log(-torch.log(torch.rand_like(scores).clamp_(min=1e-30)))
+                token = torch.argmax(scores + gumbel, -1)
+                if self.stop_at_end:
+                    token = torch.where(finished, end, token)
+                    finished = finished | (token == end)
+                tokens.append(token)
+                contexts = self._advance(contexts, token)
+            return torch.stack(tokens, -1).reshape(shape + (self.length,))
+
+    def greedy(self) -> Tensor:
+        """The continuation that takes the most probable token at each step,
+        shape ``batch_shape + (L,)``."""
+        with torch.no_grad():
+            shape, contexts = self._start(torch.Size())
+            rows = shape.numel()
+            end = self.model.vocabulary.end_id
+            finished = torch.zeros(rows, dtype=torch.bool, device=self.model.device)
+            tokens = []
+            for _ in range(self.length):
+                token = torch.argmax(self._next_scores(contexts, rows), -1)
+                if self.stop_at_end:
+                    token = torch.where(finished, end, token)
+                    finished = finished | (token == end)
+                tokens.append(token)
+                contexts = self._advance(contexts, token)
+            return torch.stack(tokens, -1).reshape(shape + (self.length,))
+
+    def beam_search(self, beam_size: int = 5) -> tuple[Tensor, Tensor]:
+        r"""Beam search for the most probable sequences under :meth:`log_prob`.
+
+        Keeps the ``beam_size`` best partial sequences per batch element; a finished sentence
+        (stop mode) is extended only by ``</s>`` padding at no cost. Returns sequences
+        ``batch_shape + (beam_size, L)`` and their log-probabilities ``batch_shape +
+        (beam_size,)``, best first."""
+        if beam_size < 1:
+            raise ValueError(f"beam_size must be at least 1, got {beam_size}")
+        with torch.no_grad():
+            shape, contexts = self._start(torch.Size())
+            batch = shape.numel()
+            end = self.model.vocabulary.end_id
+            size = len(self.model.vocabulary)
+            device = self.model.device
+            # Start with one live beam per batch element (the others at -inf).
+            contexts = [c.repeat_interleave(beam_size) for c in contexts]
+            scores = torch.full((batch, beam_size), -torch.inf, dtype=torch.float64, device=device)
+            scores[:, 0] = 0.0
+            finished = torch.zeros(batch * beam_size, dtype=torch.bool, device=device)
+            history = torch.zeros((batch * beam_size, 0), dtype=torch.long, device=device)
+            for _ in range(self.length):
+                step = self._next_scores(contexts, batch * beam_size)
+                if self.stop_at_end:
+                    padded = torch.full_like(step, -torch.inf)
+                    padded[:, end] = 0.0
+                    step = torch.where(finished.unsqueeze(-1), padded, step)
+                total = (scores.reshape(-1, 1) + step).reshape(batch, beam_size * size)
+                scores, choice = torch.topk(total, beam_size, dim=-1)
+                first_beam = torch.arange(batch, device=device).unsqueeze(-1) * beam_size
+                parent = (choice // size + first_beam).reshape(-1)
+                token = (choice % size).reshape(-1)
+                history = torch.cat([history[parent], token.unsqueeze(-1)], -1)
+                finished = finished[parent] | (token == end) if self.stop_at_end else finished
+                contexts = self._advance([c[parent] for c in contexts], token)
+            sequences = history.reshape(shape + (beam_size, self.length))
+            return sequences, scores.reshape(shape + (beam_size,))

@@ -1,0 +1,325 @@
+r"""A smoothed count-based n-gram language model in backoff form, queried in batches on any
+device."""
+
+from __future__ import annotations
+
+__all__ = ["NGramModel"]
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..data.text import Tokenizer, Vocabulary
+from .counts import NGramCounts, count_ngrams
+from .smoothing import Interpolation, smooth
+
+_SORT_QUERIES_ABOVE = 8192
+
+
+class NGramModel:
+    r"""An order-:math:`N` n-gram model :math:`p(w_t \mid w_{t-N+1} \dots w_{t-1})` stored in the
+    backoff form of ARPA files:
+
+    .. math:: p(w \mid h) = \begin{cases} P(h\,w) & \text{if } h\,w \text{ is stored}, \\
+              B(h)\, p(w \mid h') & \text{otherwise,} \end{cases}
+
+    where :math:`h'` drops the first word of :math:`h`, :math:`B(h) = 1` for a context that is
+    not stored, and the recursion ends at the unigrams, which cover the whole vocabulary. An
+    interpolated estimate :math:`p_n = \alpha_n + \gamma_n p_{n-1}` (see
+    :mod:`pyro_ar.ngram.smoothing`) has exactly this form with
+    :math:`P(h\,w) = \alpha_n(h, w) + \gamma_n(h) p_{n-1}(w \mid h')` and :math:`B(h) =
+    \gamma_{n+1}(h)`; so do models read from ARPA files.
+
+    Tables are sorted ``int64`` keys (``entry of the first n-1 words * V + last word``) with
+    ``float64`` natural-log :math:`P` and :math:`B` per entry; a query is one ``searchsorted`` per
+    order for a whole batch, on the tables' device. All log-probabilities are natural logs (ARPA
+    and KenLM use base 10; :mod:`pyro_ar.ngram.arpa` converts).
+
+    Build one with :meth:`fit` (or :meth:`from_counts`, or :func:`~pyro_ar.ngram.arpa.read_arpa`).
+
+    Arguments:
+        vocabulary: Token ids.
+        keys, log_probs, log_backoffs: Per order (index ``order - 1``); order 1 is dense
+            (``keys[0] == arange(len(vocabulary))``).
+        description: How the model was estimated (shown by ``repr``).
+    """
+
+    def __init__(
+        self,
+        vocabulary: Vocabulary,
+        keys: Sequence[Tensor],
+        log_probs: Sequence[Tensor],
+        log_backoffs: Sequence[Tensor],
+        description: str = "",
+        discounts: Sequence[tuple[float, ...]] = (),
+    ):
+        if not (len(keys) == len(log_probs) == len(log_backoffs)) or len(keys) == 0:
+            raise ValueError("keys, log_probs and log_backoffs need one tensor per order")
+        if len(keys[0]) != len(vocabulary):
+            raise ValueError("the unigram table must have one entry per vocabulary word")
+        self.vocabulary = vocabulary
+        self.keys = list(keys)
+        self.log_probs = list(log_probs)
+        self.log_backoffs = list(log_backoffs)
+        self.description = description
+        self.discounts = list(discounts)
+
+    # ----------------------------------------------------------------------------- building
+    @classmethod
+    def fit(
+        cls,
+        sentences: Sequence[Sequence[str]] | Sequence[str],
+        order: int = 3,
+        smoothing: str = "modified_kneser_ney",
+        vocabulary: Vocabulary | None = None,
+        min_count: int = 1,
+        **options,
+    ) -> NGramModel:
+        r"""Counts the n-grams of tokenized sentences and smooths them.
+
+        Arguments:
+            sentences: Lists of tokens (strings are split on whitespace).
+            order: :math:`N \ge 1`.
+            smoothing: A method of :data:`~pyro_ar.ngram.smoothing.SMOOTHING_METHODS`:
+                ``maximum_likelihood``, ``additive`` (option ``k``), ``witten_bell``,
+                ``absolute_discounting`` / ``kneser_ney`` (option ``discount``),
+                ``modified_kneser_ney`` (options ``discounts``, ``discount_fallback``).
+            vocabulary: Default: built from the sentences with ``min_count`` and ``<unk>``.
+        """
+        sentences = _tokenized(sentences)
+        if len(sentences) == 0:
+            raise ValueError("cannot fit an n-gram model to an empty corpus")
+        if vocabulary is None:
+            vocabulary = Vocabulary.build(sentences, min_count=min_count)
+        return cls.from_counts(count_ngrams(sentences, order, vocabulary), smoothing, **options)
+
+    @classmethod
+    def from_counts(cls, counts: NGramCounts, smoothing: str, **options) -> NGramModel:
+        """Smooths counts with the method called ``smoothing``."""
+        return cls.from_interpolation(counts, smooth(counts, smoothing, **options))
+
+    @classmethod
+    def from_interpolation(cls, counts: NGramCounts, weights: Interpolation) -> NGramModel:
+        r"""Backoff form of interpolation weights: :math:`P_1(w) = \alpha_1(w) + \gamma_1 / V`,
+        :math:`P_n(h\,w) = \alpha_n(h, w) + \gamma_n(h) P_{n-1}(h'\,w)`, :math:`B_n(h) =
+        \gamma_{n+1}(h)`."""
+        vocabulary = counts.vocabulary
+        probs = weights.alphas[0] + weights.gammas[0][0] / vocabulary.num_predictable
+        probs[vocabulary.begin_id] = 0.0
+        tables = [probs]
+        for n in range(2, counts.order + 1):
+            lower = tables[-1][counts.suffixes[n - 1]]
+            context_weight = weights.gammas[n - 1][counts.contexts[n - 1]]
+            tables.append(weights.alphas[n - 1] + context_weight * lower)
+        with np.errstate(divide="ignore"):
+            log_probs = [torch.from_numpy(np.log(p)) for p in tables]
+            log_backoffs = [
+                torch.from_numpy(np.log(weights.gammas[n])) for n in range(1, counts.order)
+            ]
+        log_backoffs.append(torch.zeros(counts.num_entries(counts.order), dtype=torch.float64))
+        keys = [torch.from_numpy(k.copy()) for k in counts.keys]
+        return cls(vocabulary, keys, log_probs, log_backoffs, weights.method, weights.discounts)
+
+    # ------------------------------------------------------------------------------ basics
+    @property
+    def order(self) -> int:
+        return len(self.keys)
+
+    @property
+    def device(self) -> torch.device:
+        return self.keys[0].device
+
+    def num_entries(self, order: int) -> int:
+        return len(self.keys[order - 1])
+
+    def to(self, device: torch.device | str) -> NGramModel:
+        """A copy with every table on ``device``."""
+        return NGramModel(
+            self.vocabulary,
+            [k.to(device) for k in self.keys],
+            [p.to(device) for p in self.log_probs],
+            [b.to(device) for b in self.log_backoffs],
+            self.description,
+            self.discounts,
+        )
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(str(self.num_entries(n)) for n in range(1, self.order + 1))
+        return (
+            f"NGramModel(order={self.order}, vocabulary={len(self.vocabulary)}, "
+            f"smoothing={self.description!r}, entries=[{sizes}])"
+        )
+
+    # ------------------------------------------------------------------------------ queries
+    def check_ids(self, ids: Tensor, name: str = "ids") -> None:
+        """Raises a clear error unless ``ids`` is an integer tensor of valid ids."""
+        if ids.dtype.is_floating_point or ids.dtype == torch.bool:
+            raise TypeError(f"{name} must be an integer tensor of token ids, got {ids.dtype}")
+        if ids.numel() and (ids.min() < 0 or ids.max() >= len(self.vocabulary)):
+            bad = ids[(ids < 0) | (ids >= len(self.vocabulary))][0].item()
+            raise ValueError(
+                f"{name} contains id {bad}, out of range for a vocabulary of "
+                f"{len(self.vocabulary)}"
+            )
+
+    def lookup(self, order: int, context_entries: Tensor, words: Tensor) -> Tensor:
+        """Entries of order ``order`` for (context entry of order ``order - 1``, word) pairs, or
+        ``-1`` where the n-gram is not stored (or the context entry is ``-1``)."""
+        if order == 1:
+            return words
+        result = torch.full_like(words, -1)
+        # Only n-grams whose context is stored can be stored; high orders match few positions.
+        valid = torch.nonzero(context_entries >= 0, as_tuple=True)
+        result[valid] = self._find(order, context_entries[valid], words[valid])
+        return result
+
+    def _find(self, order: int, context_entries: Tensor, words: Tensor) -> Tensor:
+        """:meth:`lookup` for 1-D queries whose context entries are all stored."""
+        keys = self.keys[order - 1]
+        query = context_entries * len(self.vocabulary) + words
+        if len(query) > _SORT_QUERIES_ABOVE:
+            # Sorted queries walk the table in order: about twice as fast on large batches.
+            query, order_of_query = torch.sort(query)
+            position = torch.searchsorted(keys, query).clamp_(max=len(keys) - 1)
+            found = torch.where(keys[position] == query, position, -1)
+            return torch.empty_like(found).index_put_((order_of_query,), found)
+        position = torch.searchsorted(keys, query).clamp_(max=len(keys) - 1)
+        return torch.where(keys[position] == query, position, -1)
+
+    def entries(self, ids: Tensor) -> list[Tensor]:
+        r"""For every position :math:`t` of ``ids (..., T)`` and order :math:`k`, the entry of
+        the k-gram ending at :math:`t` (``-1`` if it is not stored or runs off the row).
+
+        A k-gram that would cross a sentence boundary contains ``<s>`` after its first word and
+        is never stored, so a row may hold several sentences back to back."""
+        found = [ids]
+        for k in range(2, self.order + 1):
+            current = torch.full_like(ids, -1)
+            current[..., 1:] = self.lookup(k, found[-1][..., :-1], ids[..., 1:])
+            found.append(current)
+        return found
+
+    def stream_log_probs(self, ids: Tensor) -> Tensor:
+        r"""Natural-log :math:`\log p(x_t \mid x_{<t})` at every position of rows ``(..., T)``
+        that start with ``<s>`` (the value at a ``<s>`` is meaningless: ``-inf``).
+
+        Per position: the longest stored n-gram ending there gives :math:`\log P`, plus the log
+        backoff weights of the stored contexts longer than it; one pass per order."""
+        self.check_ids(ids)
+        # A trailing <s> gives every position a successor; no stored n-gram ends with <s>.
+        flat = torch.cat([ids.reshape(-1), ids.new_full((1,), self.vocabulary.begin_id)])
+        scores = self.log_probs[0][flat]
+        # Order k only visits positions whose (k-1)-word context is stored, i.e. the positions
+        # after a match at order k - 1, so the work shrinks with the order.
+        position = torch.arange(1, len(flat), device=flat.device)
+        context = flat[:-1]
+        for k in range(2, self.order + 1):
+            if len(position) == 0:
+                break
+            entry = self._find(k, context, flat[position])
+            found = entry >= 0
+            backed_off = scores[position] + self.log_backoffs[k - 2][context]
+            scores[position] = torch.where(
+                found, self.log_probs[k - 1][entry.clamp(min=0)], backed_off
+            )
+            hit = torch.nonzero(found).squeeze(1)
+            position, context = position[hit] + 1, entry[hit]
+        return scores[:-1].reshape(ids.shape)
+
+    def sequence_log_probs(self, ids: Tensor, prefix: Tensor | None = None) -> Tensor:
+        r"""Per-token :math:`\log p(x_t \mid \texttt{<s>}, \text{prefix}, x_{<t})` of
+        ``ids (..., L)``, shape ``(..., L)``; ``prefix (..., P)`` broadcasts against ``ids``."""
+        if prefix is None:
+            prefix = ids.new_zeros(ids.shape[:-1] + (0,))
+        batch = torch.broadcast_shapes(ids.shape[:-1], prefix.shape[:-1])
+        ids = ids.expand(batch + ids.shape[-1:])
+        prefix = prefix.expand(batch + prefix.shape[-1:])
+        begin = ids.new_full(batch + (1,), self.vocabulary.begin_id)
+        stream = torch.cat([begin, prefix, ids], dim=-1)
+        return self.stream_log_probs(stream)[..., 1 + prefix.shape[-1] :]
+
+    def next_log_probs(self, history: Tensor) -> Tensor:
+        r"""The full conditional :math:`\log p(\cdot \mid \text{history})` over the vocabulary,
+        shape ``(..., V)`` (``-inf`` at ``<s>``), for histories ``(..., T)`` that start with
+        ``<s>``. Sums to one (in probability) for every history, by construction of the
+        backoff weights."""
+        self.check_ids(history, "history")
+        batch_shape = history.shape[:-1]
+        history = history.reshape(-1, history.shape[-1])
+        found = self.entries(history)
+        contexts = [f[:, -1] for f in found[: self.order - 1]]
+        return self.dense_log_probs(contexts, history.shape[0]).reshape(batch_shape + (-1,))
+
+    def dense_log_probs(self, contexts: Sequence[Tensor], rows: int) -> Tensor:
+        r"""Full conditionals ``(rows, V)`` from the entries of the last 1, 2, ..., N-1 words of
+        each history (``contexts[k-1]``, shape ``(rows,)``, ``-1`` where not stored).
+
+        Starts from the unigrams and, order by order, adds the log backoff weight of the stored
+        context and overwrites the words stored after it (a contiguous key range)."""
+        size = len(self.vocabulary)
+        scores = self.log_probs[0].expand(rows, size).clone()
+        for k in range(2, self.order + 1):
+            context = contexts[k - 2]
+            has_context = context >= 0
+            safe = context.clamp(min=0)
+            backoff = torch.where(has_context, self.log_backoffs[k - 2][safe], 0.0)
+            scores += backoff.unsqueeze(-1)
+            keys = self.keys[k - 1]
+            start = torch.searchsorted(keys, safe * size)
+            end = torch.searchsorted(keys, (safe + 1) * size)
+            lengths = torch.where(has_context, end - start, 0)
+            total = int(lengths.sum())
+            if total == 0:
+                continue
+            row = torch.repeat_interleave(torch.arange(rows, device=keys.device), lengths)
+            offsets = torch.cumsum(lengths, 0) - lengths
+            entry = start[row] + torch.arange(total, device=keys.device) - offsets[row]
+            scores[row, keys[entry] % size] = self.log_probs[k - 1][entry]
+        return scores
+
+    # ------------------------------------------------------------------------- corpus level
+    def score(self, sentences: Sequence[Sequence[str]] | Sequence[str]) -> Tensor:
+        """Natural-log probability of each sentence, ``</s>`` included, shape ``(N,)``.
+        Strings are split on whitespace; unknown words map to ``<unk>``."""
+        token_scores, offsets = self._corpus_scores(sentences)
+        sentence_index = torch.repeat_interleave(
+            torch.arange(len(offsets) - 1, device=token_scores.device), offsets.diff()
+        )
+        totals = torch.zeros(len(offsets) - 1, dtype=token_scores.dtype, device=self.device)
+        return totals.index_add_(0, sentence_index, token_scores)
+
+    def token_scores(self, sentences: Sequence[Sequence[str]] | Sequence[str]) -> list[Tensor]:
+        """Natural-log probability of every token of every sentence (``</s>`` last)."""
+        token_scores, offsets = self._corpus_scores(sentences)
+        return list(torch.split(token_scores, offsets.diff().tolist()))
+
+    def perplexity(self, sentences: Sequence[Sequence[str]] | Sequence[str]) -> float:
+        r""":math:`\exp(-\frac{1}{T} \sum \log p)` over the :math:`T` predicted tokens (words and
+        one ``</s>`` per sentence: the standard protocol)."""
+        token_scores, _ = self._corpus_scores(sentences)
+        return math.exp(-float(token_scores.sum()) / len(token_scores))
+
+    def _corpus_scores(self, sentences) -> tuple[Tensor, Tensor]:
+        sentences = _tokenized(sentences)
+        if len(sentences) == 0:
+            raise ValueError("no sentences to score")
+        flat, offsets = self.vocabulary.encode_corpus(sentences)
+        ids = torch.from_numpy(flat).to(self.device)
+        scores = self.stream_log_probs(ids.unsqueeze(0)).squeeze(0)
+        predicted = torch.ones(len(flat), dtype=torch.bool, device=self.device)
+        predicted[torch.from_numpy(offsets[:-1]).to(self.device)] = False
+        lengths = torch.from_numpy(np.diff(offsets) - 1)
+        offsets_out = torch.cat([lengths.new_zeros(1), torch.cumsum(lengths, 0)])
+        return scores[predicted], offsets_out
+
+
+def _tokenized(sentences) -> list[list[str]]:
+    if isinstance(sentences, str):
+        raise TypeError("expected a list of sentences, got one string; wrap it in a list")
+    if all(type(s) is list for s in sentences):
+        return sentences  # the common case: already tokenized, no copy
+    tokenizer = Tokenizer()
+    return [tokenizer(s) if isinstance(s, str) else list(s) for s in sentences]

@@ -1,0 +1,318 @@
+r"""Smoothing: from counts to interpolation weights of every order.
+
+Every method here is an *interpolated* estimate (Chen & Goodman 1998, section 2.8)
+
+.. math:: p_n(w \mid h) = \alpha_n(h, w) + \gamma_n(h)\, p_{n-1}(w \mid h'),
+          \qquad p_0(w) = 1 / V,
+
+where :math:`h'` is :math:`h` without its first word, :math:`\alpha_n(h, w) = 0` for unseen
+:math:`(h, w)`, :math:`\gamma_n(h) = 1` for a context :math:`h` never seen at order :math:`n`,
+and :math:`V` is the number of predicted symbols (the vocabulary without ``<s>``). For every
+seen context :math:`\sum_w \alpha_n(h, w) + \gamma_n(h) = 1`, so each :math:`p_n(\cdot \mid h)`
+sums to one. :class:`~pyro_ar.ngram.model.NGramModel` turns the weights into the equivalent
+backoff form of ARPA files.
+
+References:
+    S. F. Chen, J. Goodman. *An empirical study of smoothing techniques for language modeling*.
+    Technical report TR-10-98, Harvard University, 1998.
+
+    R. Kneser, H. Ney. *Improved backing-off for m-gram language modeling*. ICASSP 1995.
+
+    I. H. Witten, T. C. Bell. *The zero-frequency problem*. IEEE Trans. Inf. Theory, 1991.
+
+    H. Ney, U. Essen, R. Kneser. *On structuring probabilistic dependences in stochastic
+    language modelling*. Computer Speech and Language, 1994.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SMOOTHING_METHODS",
+    "DiscountError",
+    "Interpolation",
+    "absolute_discounting",
+    "additive",
+    "kneser_ney",
+    "maximum_likelihood",
+    "modified_kneser_ney",
+    "smooth",
+    "witten_bell",
+]
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .counts import NGramCounts
+
+logger = logging.getLogger(__name__)
+
+#: KenLM's ``--discount_fallback`` values for modified Kneser-Ney (D1, D2, D3+).
+KENLM_DISCOUNT_FALLBACK = (0.5, 1.0, 1.5)
+
+
+class DiscountError(ValueError):
+    """The count-of-counts of some order do not allow estimating a discount."""
+
+
+@dataclass
+class Interpolation:
+    r"""Interpolation weights of every order (lists indexed by ``order - 1``).
+
+    Attributes:
+        alphas: :math:`\alpha_n` per entry of order :math:`n` (``float64``).
+        gammas: :math:`\gamma_n` per *context*: per entry of order :math:`n - 1`; at order 1 an
+            array of one element (the empty context).
+        discounts: The discounts used, per order (empty for methods without discounts).
+        method: The method's name.
+    """
+
+    alphas: list[np.ndarray]
+    gammas: list[np.ndarray]
+    method: str
+    discounts: list[tuple[float, ...]] = field(default_factory=list)
+
+
+def _predicted_counts(counts: NGramCounts, order: int, values: np.ndarray) -> np.ndarray:
+    """``values`` with ``<s>`` zeroed at order 1: ``<s>`` is a context, never predicted."""
+    if order == 1:
+        values = values.astype(np.float64).copy()
+        values[counts.vocabulary.begin_id] = 0
+    return values.astype(np.float64)
+
+
+def _num_contexts(counts: NGramCounts, order: int) -> int:
+    return 1 if order == 1 else counts.num_entries(order - 1)
+
+
+def _per_context(counts: NGramCounts, order: int, values: np.ndarray) -> np.ndarray:
+    return np.bincount(
+        counts.contexts[order - 1], weights=values, minlength=_num_contexts(counts, order)
+    )
+
+
+def _kneser_ney_counts(counts: NGramCounts, order: int) -> np.ndarray:
+    """Raw counts at the highest order and for n-grams that start with ``<s>`` (nothing can
+    precede them); continuation counts below."""
+    raw = counts.counts[order - 1]
+    if order == counts.order:
+        return raw
+    continuation = counts.continuation_counts(order)
+    starts_sentence = counts.first_words[order - 1] == counts.vocabulary.begin_id
+    return np.where(starts_sentence, raw, continuation)
+
+
+def _interpolate(
+    counts: NGramCounts, order: int, values: np.ndarray, discounted: np.ndarray, mass: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`\alpha = \text{discounted} / c(h)` and :math:`\gamma = \text{mass}(h) / c(h)`,
+    with :math:`\gamma = 1` for contexts without counts."""
+    total = _per_context(counts, order, values)
+    seen = total > 0
+    safe = np.where(seen, total, 1.0)
+    alphas = discounted / safe[counts.contexts[order - 1]]
+    gammas = np.where(seen, mass / safe, 1.0)
+    return alphas, gammas
+
+
+def maximum_likelihood(counts: NGramCounts) -> Interpolation:
+    r"""Relative frequencies :math:`p(w \mid h) = c(h, w) / c(h)`; a context never seen backs off
+    to the next shorter one (:math:`\gamma = 1`), a seen context gives unseen words probability 0
+    (so perplexity can be infinite: this is the unsmoothed baseline)."""
+    alphas, gammas = [], []
+    for n in range(1, counts.order + 1):
+        values = _predicted_counts(counts, n, counts.counts[n - 1])
+        alpha, gamma = _interpolate(counts, n, values, values, np.zeros(_num_contexts(counts, n)))
+        alphas.append(alpha)
+        gammas.append(gamma)
+    return Interpolation(alphas, gammas, "maximum_likelihood")
+
+
+def additive(counts: NGramCounts, k: float = 1.0) -> Interpolation:
+    r"""Add-:math:`k` (Lidstone; Laplace for :math:`k = 1`) at the highest order only:
+    :math:`p(w \mid h) = (c(h, w) + k) / (c(h) + kV)`, i.e. :math:`\alpha = c / (c(h) + kV)`,
+    :math:`\gamma = kV / (c(h) + kV)` over the uniform distribution; lower orders are not used
+    (:math:`\alpha = 0, \gamma = 1`)."""
+    if not k > 0:
+        raise ValueError(f"add-k smoothing needs k > 0, got {k}")
+    size = counts.vocabulary.num_predictable
+    alphas, gammas = [], []
+    for n in range(1, counts.order + 1):
+        if n < counts.order:
+            alphas.append(np.zeros(counts.num_entries(n)))
+            gammas.append(np.ones(_num_contexts(counts, n)))
+            continue
+        values = _predicted_counts(counts, n, counts.counts[n - 1])
+        total = _per_context(counts, n, values)
+        alphas.append(values / (total + k * size)[counts.contexts[n - 1]])
+        gammas.append(k * size / (total + k * size))
+    return Interpolation(alphas, gammas, f"additive(k={k})")
+
+
+def witten_bell(counts: NGramCounts) -> Interpolation:
+    r"""Interpolated Witten-Bell: :math:`p(w \mid h) = \frac{c(h, w) + N_{1+}(h\,\bullet)\,
+    p_{n-1}(w \mid h')}{c(h) + N_{1+}(h\,\bullet)}`, at every order down to the uniform
+    distribution (Witten & Bell 1991; Chen & Goodman 1998, eq. 16)."""
+    alphas, gammas = [], []
+    for n in range(1, counts.order + 1):
+        values = _predicted_counts(counts, n, counts.counts[n - 1])
+        types = _per_context(counts, n, (values > 0).astype(np.float64))
+        total = _per_context(counts, n, values)
+        seen = total > 0
+        denominator = np.where(seen, total + types, 1.0)
+        alpha = values / denominator[counts.contexts[n - 1]]
+        gamma = np.where(seen, types / denominator, 1.0)
+        alphas.append(alpha)
+        gammas.append(gamma)
+    return Interpolation(alphas, gammas, "witten_bell")
+
+
+def _count_of_counts(values: np.ndarray, largest: int) -> np.ndarray:
+    """:math:`n_1, ..., n_{largest}`: how many entries occur exactly 1, 2, ... times."""
+    integral = values.astype(np.int64)
+    return np.bincount(integral[(integral > 0) & (integral <= largest)], minlength=largest + 1)[1:]
+
+
+def _single_discount(values: np.ndarray, order: int) -> float:
+    r"""Ney et al.'s estimate :math:`D = n_1 / (n_1 + 2 n_2)`."""
+    n1, n2 = _count_of_counts(values, 2)
+    if n1 == 0:
+        raise DiscountError(
+            f"cannot estimate the discount of order {order}: no n-gram of that order occurs "
+            "exactly once; pass discount= explicitly"
+        )
+    return float(n1 / (n1 + 2 * n2))
+
+
+def _three_discounts(
+    values: np.ndarray, order: int, fallback: Sequence[float] | None
+) -> tuple[float, float, float]:
+    r"""Chen & Goodman's :math:`D_k = k - (k + 1) Y n_{k+1} / n_k`, :math:`Y = n_1 / (n_1 +
+    2 n_2)`, for :math:`k = 1, 2, 3`. Each must lie in :math:`(0, k]`."""
+    n = _count_of_counts(values, 4).astype(np.float64)
+    problem = None
+    if np.any(n == 0):
+        problem = f"count-of-counts n1..n4 = {n.astype(int).tolist()} include a zero"
+    else:
+        y = n[0] / (n[0] + 2 * n[1])
+        discounts = tuple(float(k - (k + 1) * y * n[k] / n[k - 1]) for k in (1, 2, 3))
+        if not all(0 < d <= k for d, k in zip(discounts, (1, 2, 3), strict=True)):
+            problem = f"estimated discounts {discounts} are outside (0, k]"
+    if problem is None:
+        return discounts
+    if fallback is None:
+        raise DiscountError(
+            f"cannot estimate modified Kneser-Ney discounts of order {order}: {problem} "
+            "(corpus too small?); pass discount_fallback=(0.5, 1.0, 1.5) as KenLM's "
+            "--discount_fallback does, or discounts= explicitly"
+        )
+    logger.warning("order %d: %s; using the fallback discounts %s", order, problem, fallback)
+    return tuple(float(d) for d in fallback)  # type: ignore[return-value]
+
+
+def _per_order(value, order: int, highest: int):
+    """A per-order option: one value for all orders, or a sequence of ``highest`` values."""
+    if value is None or np.isscalar(value):
+        return value
+    value = list(value)
+    if len(value) != highest:
+        raise ValueError(f"expected one value per order (1..{highest}), got {len(value)}")
+    return value[order - 1]
+
+
+def absolute_discounting(
+    counts: NGramCounts, discount: float | Sequence[float] | None = None
+) -> Interpolation:
+    r"""Interpolated absolute discounting (Ney et al. 1994):
+    :math:`\alpha = \max(c(h, w) - D, 0) / c(h)`,
+    :math:`\gamma = D\, N_{1+}(h\,\bullet) / c(h)`, with raw counts at every order.
+    ``discount``: one :math:`D` for all orders, one per order, or ``None`` for
+    :math:`D = n_1 / (n_1 + 2 n_2)` per order."""
+    return _discounted(counts, discount, kneser_ney_counts=False, name="absolute_discounting")
+
+
+def kneser_ney(
+    counts: NGramCounts, discount: float | Sequence[float] | None = None
+) -> Interpolation:
+    r"""Interpolated Kneser-Ney: absolute discounting in which every order but the highest
+    counts *continuations* :math:`N_{1+}(\bullet\, h\, w)` (how many distinct words precede
+    :math:`h\,w`) instead of occurrences, except for n-grams that start with ``<s>``; the
+    unigrams are interpolated with the uniform distribution (Kneser & Ney 1995; Chen & Goodman
+    1998, eq. 17; KenLM). ``discount`` as in :func:`absolute_discounting`."""
+    return _discounted(counts, discount, kneser_ney_counts=True, name="kneser_ney")
+
+
+def _discounted(counts, discount, kneser_ney_counts: bool, name: str) -> Interpolation:
+    alphas, gammas, used = [], [], []
+    for n in range(1, counts.order + 1):
+        raw = _kneser_ney_counts(counts, n) if kneser_ney_counts else counts.counts[n - 1]
+        values = _predicted_counts(counts, n, raw)
+        d = _per_order(discount, n, counts.order)
+        d = _single_discount(values, n) if d is None else float(d)
+        if not 0 <= d <= 1:
+            raise ValueError(f"the discount of order {n} must lie in [0, 1], got {d}")
+        types = _per_context(counts, n, (values > 0).astype(np.float64))
+        alpha, gamma = _interpolate(counts, n, values, np.maximum(values - d, 0.0), d * types)
+        alphas.append(alpha)
+        gammas.append(gamma)
+        used.append((d,))
+    return Interpolation(alphas, gammas, name, used)
+
+
+def modified_kneser_ney(
+    counts: NGramCounts,
+    discounts: Sequence[Sequence[float]] | None = None,
+    discount_fallback: Sequence[float] | None = None,
+) -> Interpolation:
+    r"""Interpolated modified Kneser-Ney (Chen & Goodman 1998, eq. 19): Kneser-Ney counts with
+    three discounts per order, :math:`D(c) = D_1, D_2, D_{3+}` for :math:`c = 1, 2, \ge 3`,
+    :math:`\gamma(h) = (D_1 N_1(h\,\bullet) + D_2 N_2(h\,\bullet) + D_{3+} N_{3+}(h\,\bullet))
+    / c(h)`, and :math:`D_k = k - (k+1) Y n_{k+1} / n_k` estimated from each order's
+    count-of-counts (of the Kneser-Ney counts), as in KenLM's ``lmplz``.
+
+    Arguments:
+        discounts: ``(D1, D2, D3+)`` per order, overriding the estimates.
+        discount_fallback: Used for an order whose estimates are impossible (a zero
+            count-of-count or a discount outside :math:`(0, k]`, typical of tiny corpora);
+            ``None`` raises :class:`DiscountError` instead.
+    """
+    if discounts is not None and len(discounts) != counts.order:
+        raise ValueError(f"expected (D1, D2, D3+) for each of the {counts.order} orders")
+    alphas, gammas, used = [], [], []
+    for n in range(1, counts.order + 1):
+        values = _predicted_counts(counts, n, _kneser_ney_counts(counts, n))
+        if discounts is not None:
+            d = tuple(float(x) for x in discounts[n - 1])
+            if len(d) != 3 or not all(0 <= x <= k for x, k in zip(d, (1, 2, 3), strict=True)):
+                raise ValueError(f"discounts of order {n} must be (D1, D2, D3+) with 0 <= Dk <= k")
+        else:
+            d = _three_discounts(values, n, discount_fallback)
+        per_entry = np.select([values == 1, values == 2, values >= 3], list(d), default=0.0)
+        mass = _per_context(counts, n, per_entry)
+        alpha, gamma = _interpolate(counts, n, values, values - per_entry, mass)
+        alphas.append(alpha)
+        gammas.append(gamma)
+        used.append(d)
+    return Interpolation(alphas, gammas, "modified_kneser_ney", used)
+
+
+#: Smoothing methods by name (``NGramModel.fit(..., smoothing=name, **options)``).
+SMOOTHING_METHODS: dict[str, Callable[..., Interpolation]] = {
+    "maximum_likelihood": maximum_likelihood,
+    "additive": additive,
+    "witten_bell": witten_bell,
+    "absolute_discounting": absolute_discounting,
+    "kneser_ney": kneser_ney,
+    "modified_kneser_ney": modified_kneser_ney,
+}
+
+
+def smooth(counts: NGramCounts, method: str, **options) -> Interpolation:
+    """Runs the smoothing method called ``method`` (a key of :data:`SMOOTHING_METHODS`)."""
+    if method not in SMOOTHING_METHODS:
+        raise ValueError(
+            f"unknown smoothing {method!r}; choose one of {', '.join(SMOOTHING_METHODS)}"
+        )
+    return SMOOTHING_METHODS[method](counts, **options)
