@@ -57,3 +57,17 @@ def median_seconds(function: Callable[[], object], repeats: int) -> float:
         function()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def timed_pair(ours, theirs, repeats):
+    """Median wall times of two functions called alternately (so that the machine's drift hits
+    both alike), after one untimed warm-up call each, and their last results."""
+    ours(), theirs()
+    times = ([], [])
+    results = [None, None]
+    for _ in range(repeats):
+        for side, function in enumerate((ours, theirs)):
+            start = time.perf_counter()
+            results[side] = function()
+            times[side].append(time.perf_counter() - start)
+    return statistics.median(times[0]), results[0], statistics.median(times[1]), results[1]

@@ -15,30 +15,15 @@ pyro_ar's default floor.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import numpy as np
 import torch
-from common import default_mnist_dir, write_result
+from common import default_mnist_dir, timed_pair, write_result
 from sklearn.decomposition import PCA, FactorAnalysis
 
 from pyro_ar.data import load_mnist
 from pyro_ar.infer import fit_factor_analysis, fit_ppca
-
-
-def timed_pair(ours, theirs, repeats):
-    """Median wall times of two functions called alternately (so that the machine's drift hits
-    both alike), after one untimed warm-up call each, and their last results."""
-    ours(), theirs()
-    times = ([], [])
-    results = [None, None]
-    for _ in range(repeats):
-        for side, function in enumerate((ours, theirs)):
-            start = time.perf_counter()
-            results[side] = function()
-            times[side].append(time.perf_counter() - start)
-    return statistics.median(times[0]), results[0], statistics.median(times[1]), results[1]
 
 
 def main() -> None:
