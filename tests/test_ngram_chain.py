@@ -268,3 +268,23 @@ def test_markov_chain_bad_input():
         chain.log_prob(torch.tensor([0, 3]))
     with pytest.raises(ValueError, match="shape"):
         chain.log_prob(torch.tensor([0, 1, 2]))
+
+
+def test_markov_chain_with_an_end_state():
+    torch.manual_seed(4)
+    probs = random_transitions(3, 1)
+    chain = MarkovChain(probs, length=4, end_state=2, validate_args=True)
+    rows = torch.tensor(list(itertools.product(range(3), repeat=4)))
+    end = (rows == 2).long()
+    valid = ~((torch.cumsum(end, -1) - end > 0) & (rows != 2)).any(-1)
+    log_probs = chain.log_prob(rows[valid])
+    torch.testing.assert_close(torch.logsumexp(log_probs, 0), torch.zeros((), dtype=torch.float64))
+    # a sentence stops at its end state: [0, 2, 2, 2] scores pi[start, 0] pi[0, 2] only
+    expected = math.log(probs[3, 0]) + math.log(probs[0, 2])
+    assert math.isclose(chain.log_prob(torch.tensor([0, 2, 2, 2])).item(), expected, rel_tol=1e-12)
+    draws = chain.sample((5000,))
+    assert chain.log_prob(draws).isfinite().all()  # samples are padded correctly
+    with pytest.raises(ValueError, match="after the first end state"):
+        chain.log_prob(torch.tensor([0, 2, 1, 2]))
+    counts = transition_counts(torch.tensor([[0, 2, 2, 2], [1, 1, 2, 2]]), 3, end_state=2)
+    assert counts.sum() == 5 and counts[2].sum() == 0

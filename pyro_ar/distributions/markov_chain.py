@@ -37,10 +37,15 @@ class MarkovChain(TorchDistribution):
     :math:`\pi`, so :math:`\pi` can be sampled from a Dirichlet prior in a Pyro model and inferred
     with SVI or NUTS; :func:`dirichlet_posterior` gives the exact conjugate posterior.
 
+    With ``end_state`` (e.g. the id of ``</s>``) a sequence stops at its first end state: the
+    positions after it are padding, must hold the end state too, and are not scored, so
+    sentences of different lengths fit in one ``(N, L)`` tensor.
+
     Arguments:
         transition_probs: :math:`\pi`, shape ``batch_shape + (S + 1,) * order + (S,)``.
         length: :math:`L`.
         order: :math:`k \ge 1`.
+        end_state: A state that ends the sequence, or ``None``.
     """
 
     arg_constraints = {"transition_probs": constraints.simplex}
@@ -51,6 +56,7 @@ class MarkovChain(TorchDistribution):
         transition_probs: Tensor,
         length: int,
         order: int = 1,
+        end_state: int | None = None,
         validate_args: bool | None = None,
     ):
         if order < 1:
@@ -68,6 +74,9 @@ class MarkovChain(TorchDistribution):
                 f"transition_probs must have shape (..., {'S+1, ' * order}S) with a start state; "
                 f"got {tuple(shape)}"
             )
+        if end_state is not None and not 0 <= end_state < num_states:
+            raise ValueError(f"end_state must be one of the states 0..{num_states - 1}")
+        self.end_state = end_state
         self.transition_probs = transition_probs
         self.order = order
         self.num_states = num_states
@@ -84,6 +93,7 @@ class MarkovChain(TorchDistribution):
         table_shape = self.transition_probs.shape[len(self.batch_shape) :]
         new.transition_probs = self.transition_probs.expand(batch_shape + table_shape)
         new.order, new.num_states, new.length = self.order, self.num_states, self.length
+        new.end_state = self.end_state
         super(MarkovChain, new).__init__(batch_shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
@@ -94,6 +104,12 @@ class MarkovChain(TorchDistribution):
             raise ValueError(
                 f"MarkovChain values must be integer states in 0..{self.num_states - 1}"
             )
+        if self.end_state is not None:
+            padding = ~_scored(value, self.end_state)
+            if bool((padding & (value != self.end_state)).any()):
+                raise ValueError(
+                    f"positions after the first end state must hold it too ({self.end_state})"
+                )
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
@@ -104,7 +120,11 @@ class MarkovChain(TorchDistribution):
         flat = flat.expand(batch + flat.shape[-1:])
         index = _context_index(value, self.num_states, self.order) * self.num_states + value
         index = index.expand(batch + (self.length,))
-        return torch.gather(flat, -1, index).log().sum(-1)
+        log_probs = torch.gather(flat, -1, index).log()
+        if self.end_state is not None:
+            scored = _scored(value, self.end_state).expand(log_probs.shape)
+            log_probs = torch.where(scored, log_probs, torch.zeros((), dtype=log_probs.dtype))
+        return log_probs.sum(-1)
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
         with torch.no_grad():
@@ -119,34 +139,48 @@ class MarkovChain(TorchDistribution):
             context += start  # all-start context: every digit equals S
             modulus = (self.num_states + 1) ** self.order
             tokens = []
+            finished = torch.zeros(rows, dtype=torch.bool, device=table.device)
             for _ in range(self.length):
                 probs = table[torch.arange(rows, device=table.device), context]
                 token = torch.multinomial(probs, 1).squeeze(-1)
+                if self.end_state is not None:
+                    token = torch.where(finished, self.end_state, token)
+                    finished = finished | (token == self.end_state)
                 tokens.append(token)
                 context = (context * (self.num_states + 1) + token) % modulus
             return torch.stack(tokens, -1).reshape(shape + (self.length,))
 
 
-def transition_counts(sequences: Tensor, num_states: int, order: int = 1) -> Tensor:
+def _scored(value: Tensor, end_state: int) -> Tensor:
+    """Positions up to and including the first end state."""
+    end = (value == end_state).long()
+    return (torch.cumsum(end, -1) - end) == 0
+
+
+def transition_counts(
+    sequences: Tensor, num_states: int, order: int = 1, end_state: int | None = None
+) -> Tensor:
     r"""How often each (context, next state) occurs in ``sequences (N, L)`` (start state
-    :math:`S` before each sequence), shape ``(S + 1,) * order + (S,)``; float, on the sequences'
-    device."""
+    :math:`S` before each sequence; padding after an ``end_state`` not counted), shape
+    ``(S + 1,) * order + (S,)``; float, on the sequences' device."""
     sequences = sequences.long().reshape(-1, sequences.shape[-1])
     if bool(((sequences < 0) | (sequences >= num_states)).any()):
         raise ValueError(f"sequences must hold states in 0..{num_states - 1}")
     index = _context_index(sequences, num_states, order) * num_states + sequences
+    if end_state is not None:
+        index = index[_scored(sequences, end_state)]
     size = (num_states + 1) ** order * num_states
     counts = torch.bincount(index.reshape(-1), minlength=size).to(torch.get_default_dtype())
     return counts.reshape((num_states + 1,) * order + (num_states,))
 
 
 def dirichlet_posterior(
-    prior_concentration: Tensor, sequences: Tensor, order: int = 1
+    prior_concentration: Tensor, sequences: Tensor, order: int = 1, end_state: int | None = None
 ) -> dist.Distribution:
     r"""The exact posterior of :math:`\pi` under independent Dirichlet priors on its rows:
     :math:`\pi[c, \cdot] \mid x \sim \mathrm{Dirichlet}(\alpha[c, \cdot] + n[c, \cdot])` with
     :math:`n` = :func:`transition_counts` (Dirichlet-multinomial conjugacy), as a
     ``Dirichlet(...).to_event(order)`` over the whole tensor."""
     num_states = prior_concentration.shape[-1]
-    counts = transition_counts(sequences, num_states, order).to(prior_concentration)
+    counts = transition_counts(sequences, num_states, order, end_state).to(prior_concentration)
     return dist.Dirichlet(prior_concentration + counts).to_event(order)
