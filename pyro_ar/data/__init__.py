@@ -1,4 +1,5 @@
-r"""Data sets: binarized digits (embedded default) and MNIST from IDX files."""
+r"""Data sets: binarized digits (embedded default), MNIST from IDX files, the Penn Treebank and
+your own text (tokenization and vocabularies for the n-gram models)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from .mnist import (
     load_mnist,
     read_idx,
 )
+from .penn_treebank import load_penn_treebank
 from .splits import DataSplits
+from .text import Tokenizer, UnknownTokenError, Vocabulary, pad_sequences, read_sentences
 
 #: Names accepted by :func:`load_binary_dataset` (and ``pyro-ar --data``).
 DATASETS = ("digits", "mnist")
@@ -46,6 +49,9 @@ __all__ = [
     "MNIST_DIR_VARIABLE",
     "DataFileError",
     "DataSplits",
+    "Tokenizer",
+    "UnknownTokenError",
+    "Vocabulary",
     "binarize_stochastic",
     "binarize_threshold",
     "download_mnist",
@@ -54,5 +60,8 @@ __all__ = [
     "load_binary_dataset",
     "load_digits_intensities",
     "load_mnist",
+    "load_penn_treebank",
+    "pad_sequences",
     "read_idx",
+    "read_sentences",
 ]
