@@ -13,6 +13,7 @@ from .made import (
 from .markov_chain import MarkovChain, dirichlet_posterior, transition_counts
 from .nade import NADE
 from .ngram_chain import NGramChain
+from .rbm import RBM, GaussianBernoulliRBM, LogPartitionError
 
 __all__ = [
     "BernoulliMADE",
@@ -20,14 +21,17 @@ __all__ = [
     "CategoricalMADE",
     "FVSBN",
     "FactorAnalysis",
+    "GaussianBernoulliRBM",
     "GaussianMADE",
     "LinearGaussianLatent",
+    "LogPartitionError",
     "MADEEnsemble",
     "MarkovChain",
     "MixtureOfGaussiansMADE",
     "NADE",
     "NGramChain",
     "PPCA",
+    "RBM",
     "dirichlet_posterior",
     "transition_counts",
 ]

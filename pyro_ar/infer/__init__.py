@@ -1,4 +1,5 @@
-r"""Inference and training: maximum-likelihood trainer and checkpoints."""
+r"""Inference and training: maximum-likelihood trainer, checkpoints, linear-Gaussian fitting,
+RBM training (contrastive divergence), partition functions (AIS) and a Gibbs MCMC kernel."""
 
 from .bayesian_linear_gaussian import (
     assemble_loadings,
@@ -7,6 +8,8 @@ from .bayesian_linear_gaussian import (
     rotate_to_lower_triangular,
 )
 from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, save_checkpoint
+from .contrastive_divergence import ContrastiveDivergence, pseudo_likelihood, reconstruction_error
+from .gibbs import GibbsKernel
 from .linear_gaussian import (
     DEFAULT_RELATIVE_NOISE_FLOOR,
     LinearGaussianFit,
@@ -14,6 +17,14 @@ from .linear_gaussian import (
     fit_factor_analysis,
     fit_ppca,
 )
+from .partition import (
+    LogPartitionEstimate,
+    annealed_importance_sampling,
+    annealing_schedule,
+    base_rate_visible_bias,
+    reverse_annealed_importance_sampling,
+)
+from .rbm_training import RBMEpoch, RBMTrainingConfig, RBMTrainingResult, fit_rbm, rbm_model
 from .trainer import (
     EpochRecord,
     TrainingConfig,
@@ -23,6 +34,20 @@ from .trainer import (
 )
 
 __all__ = [
+    "ContrastiveDivergence",
+    "GibbsKernel",
+    "LogPartitionEstimate",
+    "RBMEpoch",
+    "RBMTrainingConfig",
+    "RBMTrainingResult",
+    "annealed_importance_sampling",
+    "annealing_schedule",
+    "base_rate_visible_bias",
+    "fit_rbm",
+    "pseudo_likelihood",
+    "rbm_model",
+    "reconstruction_error",
+    "reverse_annealed_importance_sampling",
     "CHECKPOINT_FORMAT",
     "DEFAULT_RELATIVE_NOISE_FLOOR",
     "assemble_loadings",

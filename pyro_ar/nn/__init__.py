@@ -8,6 +8,7 @@ from .made import MADEModule
 from .masked import MaskedAutoencoder, MaskedLinear, made_degrees
 from .nade import NADEModule
 from .ordering import random_ordering
+from .rbm import RBMModule
 
 #: Modules that checkpoints can rebuild, by the name used on the command line.
 MODULES: dict[str, type[nn.Module]] = {
@@ -23,6 +24,7 @@ __all__ = [
     "MaskedAutoencoder",
     "MaskedLinear",
     "NADEModule",
+    "RBMModule",
     "made_degrees",
     "marginal_logits",
     "random_ordering",

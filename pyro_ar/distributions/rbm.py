@@ -1,0 +1,427 @@
+r"""Restricted Boltzmann machines as Pyro distributions over their visible units."""
+
+from __future__ import annotations
+
+__all__ = ["EXACT_LOG_PARTITION_MAX_UNITS", "GaussianBernoulliRBM", "RBM", "LogPartitionError"]
+
+import math
+
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from pyro.distributions import TorchDistribution
+from torch import Tensor
+from torch.distributions import constraints
+
+from .validation import check_binary_values, check_value_shape
+
+#: The exact log-partition enumerates 2^K states of the smaller layer for K up to this.
+EXACT_LOG_PARTITION_MAX_UNITS = 20
+# States enumerated per batch when computing exact log partitions (memory: chunk x units).
+_ENUMERATION_CHUNK = 1 << 14
+
+
+class LogPartitionError(RuntimeError):
+    """A normalized density was asked of an RBM whose log partition function is unknown."""
+
+
+def binary_states(num_units: int, start: int, stop: int, like: Tensor) -> Tensor:
+    """Rows ``start..stop-1`` of the ``2^num_units`` binary states (most significant bit
+    first), in ``like``'s dtype and device."""
+    index = torch.arange(start, stop, device=like.device)
+    bits = 2 ** torch.arange(num_units - 1, -1, -1, device=like.device)
+    return ((index.unsqueeze(-1) // bits) % 2).to(like.dtype)
+
+
+def _check_parameter(name: str, value: Tensor) -> None:
+    if not isinstance(value, Tensor) or not value.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor")
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def _bernoulli(probs: Tensor) -> Tensor:
+    """Bernoulli draws by comparing uniforms: several times faster than ``torch.bernoulli``
+    on CPU, where random-number generation dominates a Gibbs sweep."""
+    return (torch.rand_like(probs) < probs).to(probs.dtype)
+
+
+class _RBMBase(TorchDistribution):
+    """What binary and Gaussian-Bernoulli RBMs share: shapes, conditionals, normalization."""
+
+    arg_constraints: dict = {}
+    has_enumerate_support = False
+
+    def __init__(self, weight, visible_bias, hidden_bias, log_partition, validate_args):
+        for name, value in (
+            ("weight", weight),
+            ("visible_bias", visible_bias),
+            ("hidden_bias", hidden_bias),
+        ):
+            _check_parameter(name, value)
+        if weight.dim() < 2:
+            raise ValueError(f"weight must have shape (..., H, D), got {tuple(weight.shape)}")
+        num_hidden, num_visible = weight.shape[-2:]
+        if visible_bias.shape[-1:] != (num_visible,) or hidden_bias.shape[-1:] != (num_hidden,):
+            raise ValueError(
+                f"weight (..., H={num_hidden}, D={num_visible}) needs visible_bias (..., "
+                f"{num_visible}) and hidden_bias (..., {num_hidden}); got "
+                f"{tuple(visible_bias.shape)} and {tuple(hidden_bias.shape)}"
+            )
+        self.weight = weight
+        self.visible_bias = visible_bias
+        self.hidden_bias = hidden_bias
+        self.num_visible = num_visible
+        self.num_hidden = num_hidden
+        batch_shape = torch.broadcast_shapes(
+            weight.shape[:-2], visible_bias.shape[:-1], hidden_bias.shape[:-1]
+        )
+        self._log_partition = None
+        if log_partition is not None:
+            self._log_partition = torch.as_tensor(
+                log_partition, dtype=weight.dtype, device=weight.device
+            ).expand(batch_shape)
+        super().__init__(batch_shape, torch.Size([num_visible]), validate_args=validate_args)
+
+    # ----------------------------------------------------------------------- conditionals
+    def hidden_logits(self, visible: Tensor) -> Tensor:
+        r""":math:`c + W v`, shape ``broadcast(visible.shape[:-1], batch_shape) + (H,)``."""
+        visible = self._scaled_visible(visible.to(self.weight.dtype))
+        if self.weight.dim() == 2 and self.hidden_bias.dim() == 1:
+            return visible @ self.weight.T + self.hidden_bias  # one (rows x D) @ (D x H) GEMM
+        return (visible.unsqueeze(-2) @ self.weight.transpose(-1, -2)).squeeze(
+            -2
+        ) + self.hidden_bias
+
+    def hidden_given_visible(self, visible: Tensor) -> dist.Distribution:
+        r""":math:`p(h \mid v) = \prod_j \mathrm{Bernoulli}(\sigma(c_j + W_j \cdot v))`."""
+        return dist.Bernoulli(logits=self.hidden_logits(visible)).to_event(1)
+
+    def _hidden_term(self, visible: Tensor) -> Tensor:
+        r""":math:`\sum_j \mathrm{softplus}(c_j + W_j \cdot v)`: the hidden units summed out."""
+        return F.softplus(self.hidden_logits(visible)).sum(-1)
+
+    def unnormalized_log_prob(self, value: Tensor) -> Tensor:
+        r""":math:`-F(v)`: the log-density up to :math:`\log Z`."""
+        return -self.free_energy(value)
+
+    # ------------------------------------------------------------------------ normalizing
+    @property
+    def smaller_layer(self) -> int:
+        return min(self.num_visible, self.num_hidden)
+
+    @property
+    def has_exact_log_partition(self) -> bool:
+        return self.num_hidden <= EXACT_LOG_PARTITION_MAX_UNITS
+
+    def log_partition(self) -> Tensor:
+        r"""Exact :math:`\log Z`, shape ``batch_shape``, by enumerating the hidden layer
+        (in chunks, in log space): :math:`\log Z = \operatorname{logsumexp}_h\, [c \cdot h +
+        \log \textstyle\int e^{-E_h(v)} dv]` with the visible units summed or integrated out."""
+        if not self.has_exact_log_partition:
+            raise LogPartitionError(
+                f"cannot enumerate 2^{self.num_hidden} hidden states (at most "
+                f"{EXACT_LOG_PARTITION_MAX_UNITS} hidden units); estimate log Z with "
+                "pyro_ar.infer.annealed_importance_sampling"
+            )
+        total = 2**self.num_hidden
+        parts = []
+        for start in range(0, total, _ENUMERATION_CHUNK):
+            stop = min(total, start + _ENUMERATION_CHUNK)
+            states = binary_states(self.num_hidden, start, stop, self.weight)
+            parts.append(torch.logsumexp(self._hidden_marginal_logits(states), -1))
+        return torch.logsumexp(torch.stack(parts, -1), -1) + self._partition_constant()
+
+    def _partition_constant(self) -> Tensor | float:
+        return 0.0
+
+    def with_log_partition(self, log_partition: Tensor | float) -> _RBMBase:
+        """A copy whose :meth:`log_prob` uses ``log_partition`` (e.g. an AIS estimate)."""
+        new = self.expand(self.batch_shape)
+        new._log_partition = torch.as_tensor(
+            log_partition, dtype=self.weight.dtype, device=self.weight.device
+        ).expand(self.batch_shape)
+        return new
+
+    def _resolved_log_partition(self) -> Tensor:
+        if self._log_partition is not None:
+            return self._log_partition
+        if self.has_exact_log_partition:
+            self._log_partition = self.log_partition()
+            return self._log_partition
+        raise LogPartitionError(
+            f"{type(self).__name__}.log_prob needs log Z, but {self.num_hidden} hidden units are "
+            f"too many to enumerate (at most {EXACT_LOG_PARTITION_MAX_UNITS}). Estimate it, e.g. "
+            "estimate = pyro_ar.infer.annealed_importance_sampling(rbm), then use "
+            "rbm.with_log_partition(estimate.log_partition); or use unnormalized_log_prob"
+        )
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        r"""Normalized :math:`\log p(v) = -F(v) - \log Z` (exact or attached :math:`\log Z`;
+        never silently unnormalized: raises :class:`LogPartitionError` without one)."""
+        if self._validate_args:
+            self._validate_sample(value)
+        return -self.free_energy(value) - self._resolved_log_partition()
+
+    def _copy_into(self, new, batch_shape):
+        new.weight = self.weight.expand(batch_shape + self.weight.shape[-2:])
+        new.visible_bias = self.visible_bias.expand(batch_shape + self.visible_bias.shape[-1:])
+        new.hidden_bias = self.hidden_bias.expand(batch_shape + self.hidden_bias.shape[-1:])
+        new.num_visible, new.num_hidden = self.num_visible, self.num_hidden
+        new._log_partition = (
+            None if self._log_partition is None else self._log_partition.expand(batch_shape)
+        )
+        TorchDistribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+
+    # --------------------------------------------------------------------------- sampling
+    def gibbs_step(
+        self, visible: Tensor, clamp_mask: Tensor | None = None, clamp_values: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        r"""One block-Gibbs sweep :math:`h \sim p(h \mid v)`, :math:`v \sim p(v \mid h)`; visible
+        units where ``clamp_mask`` is true keep ``clamp_values``. Returns ``(v, h)``."""
+        hidden = _bernoulli(torch.sigmoid(self.hidden_logits(visible)))
+        visible = self._sample_visible(hidden)
+        if clamp_mask is not None:
+            visible = torch.where(clamp_mask, clamp_values.to(visible.dtype), visible)
+        return visible, hidden
+
+    def gibbs_chain(
+        self,
+        sample_shape: torch.Size = torch.Size(),
+        num_draws: int = 1,
+        burn_in: int = 1000,
+        thinning: int = 1,
+        initial: Tensor | None = None,
+    ) -> Tensor:
+        r"""Draws from vectorized block-Gibbs chains: ``burn_in`` sweeps, then ``num_draws``
+        states ``thinning`` sweeps apart. Shape ``(num_draws,) + sample_shape + batch_shape +
+        (D,)``. Chains start at ``initial`` or at independent draws from the visible biases."""
+        shape = torch.Size(sample_shape) + self.batch_shape
+        with torch.no_grad():
+            if initial is None:
+                logits = self.visible_bias.expand(shape + (self.num_visible,))
+                visible = self._initial_visible(logits)
+            else:
+                visible = initial.to(self.weight.dtype).expand(shape + (self.num_visible,))
+            for _ in range(burn_in):
+                visible, _ = self.gibbs_step(visible)
+            draws = []
+            for _ in range(num_draws):
+                for _ in range(thinning):
+                    visible, _ = self.gibbs_step(visible)
+                draws.append(visible)
+            return torch.stack(draws)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        r"""Exact samples when the hidden layer can be enumerated (:math:`h` from its marginal
+        :math:`p(h) \propto e^{-F(h)}`, then :math:`v \sim p(v \mid h)`); otherwise the last state
+        of independent block-Gibbs chains after ``burn_in`` sweeps (set on the instance,
+        default 1000)."""
+        shape = torch.Size(sample_shape) + self.batch_shape
+        with torch.no_grad():
+            if self.has_exact_log_partition:
+                hidden = self._exact_hidden_sample(shape)
+                return self.visible_given_hidden(hidden).sample()
+            return self.gibbs_chain(sample_shape, burn_in=self.burn_in)[0]
+
+    burn_in: int = 1000
+
+    def _exact_hidden_sample(self, shape: torch.Size) -> Tensor:
+        states = binary_states(self.num_hidden, 0, 2**self.num_hidden, self.weight)
+        # log p(h) up to a constant, for every state: shape batch_shape + (2^H,)
+        log_weights = self._hidden_marginal_logits(states)
+        categorical = dist.Categorical(logits=log_weights)
+        index = categorical.sample(shape[: len(shape) - len(self.batch_shape)])
+        return states[index]
+
+
+class RBM(_RBMBase):
+    r"""A binary restricted Boltzmann machine, as a distribution over its visible units:
+
+    .. math:: E(v, h) = -b \cdot v - c \cdot h - h^\top W v, \qquad
+              p(v) = \frac{1}{Z} \sum_h e^{-E(v, h)} = \frac{e^{-F(v)}}{Z}, \qquad
+              F(v) = -b \cdot v - \sum_j \operatorname{softplus}(c_j + W_j \cdot v),
+
+    with factorized conditionals :math:`p(h_j = 1 \mid v) = \sigma(c_j + W_j \cdot v)` and
+    :math:`p(v_i = 1 \mid h) = \sigma(b_i + W_{:, i} \cdot h)`.
+
+    :meth:`log_prob` is always normalized: it uses the exact :math:`\log Z` when the hidden
+    layer has at most :data:`EXACT_LOG_PARTITION_MAX_UNITS` units (enumerated in chunks, in log
+    space), or a value attached with :meth:`with_log_partition` (e.g. from annealed importance
+    sampling, :func:`pyro_ar.infer.annealed_importance_sampling`); otherwise it raises.
+    :meth:`unnormalized_log_prob` is :math:`-F(v)`.
+
+    Arguments:
+        weight: :math:`W`, shape ``(..., H, D)``.
+        visible_bias: :math:`b`, shape ``(..., D)``.
+        hidden_bias: :math:`c`, shape ``(..., H)``.
+        log_partition: A known :math:`\log Z` (shape broadcastable to ``batch_shape``).
+
+    References:
+        P. Smolensky. *Information processing in dynamical systems: foundations of harmony
+        theory*. 1986. G. E. Hinton. *Training products of experts by minimizing contrastive
+        divergence*. Neural Computation, 2002. R. Salakhutdinov, I. Murray. *On the quantitative
+        analysis of deep belief networks*. ICML 2008.
+    """
+
+    support = constraints.independent(constraints.boolean, 1)
+
+    def __init__(
+        self,
+        weight: Tensor,
+        visible_bias: Tensor,
+        hidden_bias: Tensor,
+        log_partition: Tensor | float | None = None,
+        validate_args: bool | None = None,
+    ):
+        super().__init__(weight, visible_bias, hidden_bias, log_partition, validate_args)
+
+    def expand(self, batch_shape, _instance=None) -> RBM:
+        new = self._get_checked_instance(RBM, _instance)
+        self._copy_into(new, torch.Size(batch_shape))
+        return new
+
+    def _validate_sample(self, value: Tensor) -> None:
+        check_value_shape(self, value, "binary")
+        check_binary_values(type(self).__name__, value)
+
+    def _scaled_visible(self, visible: Tensor) -> Tensor:
+        return visible
+
+    def _initial_visible(self, logits: Tensor) -> Tensor:
+        return torch.bernoulli(torch.sigmoid(logits))
+
+    def visible_logits(self, hidden: Tensor) -> Tensor:
+        r""":math:`b + W^\top h`."""
+        hidden = hidden.to(self.weight.dtype)
+        if self.weight.dim() == 2 and self.visible_bias.dim() == 1:
+            return hidden @ self.weight + self.visible_bias
+        return (hidden.unsqueeze(-2) @ self.weight).squeeze(-2) + self.visible_bias
+
+    def _sample_visible(self, hidden: Tensor) -> Tensor:
+        return _bernoulli(torch.sigmoid(self.visible_logits(hidden)))
+
+    def visible_given_hidden(self, hidden: Tensor) -> dist.Distribution:
+        r""":math:`p(v \mid h) = \prod_i \mathrm{Bernoulli}(\sigma(b_i + W_{:, i} \cdot h))`."""
+        return dist.Bernoulli(logits=self.visible_logits(hidden)).to_event(1)
+
+    def energy(self, visible: Tensor, hidden: Tensor) -> Tensor:
+        r""":math:`E(v, h) = -b \cdot v - c \cdot h - h^\top W v`."""
+        visible = visible.to(self.weight.dtype)
+        hidden = hidden.to(self.weight.dtype)
+        interaction = ((hidden.unsqueeze(-2) @ self.weight).squeeze(-2) * visible).sum(-1)
+        return (
+            -(visible * self.visible_bias).sum(-1)
+            - (hidden * self.hidden_bias).sum(-1)
+            - interaction
+        )
+
+    def free_energy(self, value: Tensor) -> Tensor:
+        r""":math:`F(v) = -b \cdot v - \sum_j \operatorname{softplus}(c_j + W_j \cdot v)`."""
+        value = value.to(self.weight.dtype)
+        return -(value * self.visible_bias).sum(-1) - self._hidden_term(value)
+
+    def _hidden_marginal_logits(self, hidden_states: Tensor) -> Tensor:
+        r""":math:`c \cdot h + \sum_i \operatorname{softplus}(b_i + W_{:, i} \cdot h)` for states
+        ``(S, H)``, shape ``batch_shape + (S,)``."""
+        visible_logits = hidden_states @ self.weight + self.visible_bias.unsqueeze(-2)
+        return (hidden_states * self.hidden_bias.unsqueeze(-2)).sum(-1) + F.softplus(
+            visible_logits
+        ).sum(-1)
+
+
+class GaussianBernoulliRBM(_RBMBase):
+    r"""An RBM with real-valued (Gaussian) visible units and binary hidden units:
+
+    .. math:: E(v, h) = \sum_i \frac{(v_i - b_i)^2}{2 \sigma_i^2} - c \cdot h
+              - \sum_{ij} h_j W_{ji} \frac{v_i}{\sigma_i},
+
+    so :math:`p(h_j = 1 \mid v) = \sigma(c_j + W_j \cdot (v / \sigma))` and
+    :math:`p(v \mid h) = \mathcal{N}(b + \sigma \odot W^\top h, \operatorname{diag}(\sigma^2))`.
+    Free energy :math:`F(v) = \sum_i (v_i - b_i)^2 / (2\sigma_i^2) - \sum_j
+    \operatorname{softplus}(c_j + W_j \cdot (v / \sigma))`; the exact
+    :math:`\log Z = \frac{D}{2}\log 2\pi + \sum_i \log \sigma_i + \operatorname{logsumexp}_h
+    [c \cdot h + (b / \sigma) \cdot W^\top h + \tfrac12 \lVert W^\top h \rVert^2]` enumerates
+    the hidden layer (at most :data:`EXACT_LOG_PARTITION_MAX_UNITS` units).
+
+    Arguments:
+        weight, visible_bias, hidden_bias: As in :class:`RBM`.
+        visible_scale: :math:`\sigma` (``(..., D)`` or a scalar; default 1: unit variances).
+            Pass a learned positive tensor for learned variances.
+
+    References:
+        G. E. Hinton, R. Salakhutdinov. *Reducing the dimensionality of data with neural
+        networks*. Science, 2006. K. Cho, A. Ilin, T. Raiko. *Improved learning of
+        Gaussian-Bernoulli restricted Boltzmann machines*. ICANN 2011.
+    """
+
+    support = constraints.independent(constraints.real, 1)
+
+    def __init__(
+        self,
+        weight: Tensor,
+        visible_bias: Tensor,
+        hidden_bias: Tensor,
+        visible_scale: Tensor | float = 1.0,
+        log_partition: Tensor | float | None = None,
+        validate_args: bool | None = None,
+    ):
+        visible_scale = torch.as_tensor(visible_scale, dtype=weight.dtype, device=weight.device)
+        if not bool((visible_scale > 0).all()):
+            raise ValueError("visible_scale must be positive")
+        self.visible_scale = visible_scale.expand(visible_bias.shape)
+        super().__init__(weight, visible_bias, hidden_bias, log_partition, validate_args)
+
+    def expand(self, batch_shape, _instance=None) -> GaussianBernoulliRBM:
+        new = self._get_checked_instance(GaussianBernoulliRBM, _instance)
+        batch_shape = torch.Size(batch_shape)
+        new.visible_scale = self.visible_scale.expand(batch_shape + self.visible_scale.shape[-1:])
+        self._copy_into(new, batch_shape)
+        return new
+
+    def _validate_sample(self, value: Tensor) -> None:
+        check_value_shape(self, value, "real")
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError("GaussianBernoulliRBM values must be finite (found NaN or inf)")
+
+    def _scaled_visible(self, visible: Tensor) -> Tensor:
+        return visible / self.visible_scale
+
+    def _initial_visible(self, logits: Tensor) -> Tensor:
+        return self.visible_bias + self.visible_scale * torch.randn_like(logits)
+
+    def _sample_visible(self, hidden: Tensor) -> Tensor:
+        return self.visible_given_hidden(hidden).sample()
+
+    def visible_given_hidden(self, hidden: Tensor) -> dist.Distribution:
+        hidden = hidden.to(self.weight.dtype)
+        mean = self.visible_bias + self.visible_scale * (
+            hidden.unsqueeze(-2) @ self.weight
+        ).squeeze(-2)
+        return dist.Normal(mean, self.visible_scale.expand(mean.shape)).to_event(1)
+
+    def energy(self, visible: Tensor, hidden: Tensor) -> Tensor:
+        visible = visible.to(self.weight.dtype)
+        hidden = hidden.to(self.weight.dtype)
+        quadratic = ((visible - self.visible_bias) ** 2 / (2 * self.visible_scale**2)).sum(-1)
+        scaled = visible / self.visible_scale
+        interaction = ((hidden.unsqueeze(-2) @ self.weight).squeeze(-2) * scaled).sum(-1)
+        return quadratic - (hidden * self.hidden_bias).sum(-1) - interaction
+
+    def free_energy(self, value: Tensor) -> Tensor:
+        value = value.to(self.weight.dtype)
+        quadratic = ((value - self.visible_bias) ** 2 / (2 * self.visible_scale**2)).sum(-1)
+        return quadratic - self._hidden_term(value)
+
+    def _hidden_marginal_logits(self, hidden_states: Tensor) -> Tensor:
+        projected = hidden_states @ self.weight  # batch + (S, D)
+        return (
+            (hidden_states * self.hidden_bias.unsqueeze(-2)).sum(-1)
+            + (projected * (self.visible_bias / self.visible_scale).unsqueeze(-2)).sum(-1)
+            + 0.5 * (projected**2).sum(-1)
+        )
+
+    def _partition_constant(self) -> Tensor:
+        r"""The visible integral's normalizer, :math:`\frac{D}{2}\log 2\pi + \sum \log\sigma`."""
+        return 0.5 * self.num_visible * math.log(2 * math.pi) + self.visible_scale.log().sum(-1)

@@ -1,0 +1,155 @@
+r"""Contrastive divergence (CD-k) and persistent CD as a loss for ``pyro.infer.SVI``, and the
+usual ways to monitor RBM training."""
+
+from __future__ import annotations
+
+__all__ = ["ContrastiveDivergence", "pseudo_likelihood", "reconstruction_error"]
+
+from collections.abc import Callable
+
+import pyro.poutine as poutine
+import torch
+import torch.nn.functional as F
+from pyro.infer import ELBO
+from pyro.poutine.util import site_is_subsample
+from torch import Tensor
+
+from ..distributions.rbm import RBM, _RBMBase
+from .gibbs import _base_distribution
+
+
+class ContrastiveDivergence(ELBO):
+    r"""A Pyro loss that trains observed RBM sites by contrastive divergence.
+
+    For an observed site :math:`v_{1:N} \sim` RBM the log-likelihood gradient is
+    :math:`-\sum_n \nabla F(v_n) + N\, E_{p}[\nabla F(v)]`; CD-k (Hinton 2002) replaces the model
+    expectation by the average over negative samples :math:`\tilde v` obtained with ``steps``
+    block-Gibbs sweeps started at the data, persistent CD (Tieleman 2008) by sweeps continued from
+    the previous step's chains. The surrogate whose gradient this is,
+
+    .. math:: L = s \Big[\sum_n F(v_n) - \frac{N}{M} \sum_m F(\tilde v_m)\Big]
+              \quad (\tilde v \text{ held fixed}),
+
+    with the site's subsampling scale :math:`s`, is added to the usual ELBO terms
+    (:math:`-\log p` of the model's other sites, :math:`\log q` of the guide's), so priors on
+    other sites, ``pyro.module``/``pyro.param`` parameters, Pyro optimizers (momentum, weight
+    decay) and learning-rate schedulers all apply: ``SVI(model, guide, optim,
+    loss=ContrastiveDivergence(steps=1))``.
+
+    The value ``loss`` returns is the surrogate (a free-energy gap), *not* a likelihood; monitor
+    training with :func:`pseudo_likelihood`, :func:`reconstruction_error` or AIS.
+
+    Arguments:
+        steps: Gibbs sweeps per update (:math:`k`).
+        persistent: Keep the negative chains between updates (PCD).
+        num_chains: Persistent chains per site (default: the first batch's size).
+
+    References:
+        G. E. Hinton. *Training products of experts by minimizing contrastive divergence*.
+        Neural Computation, 2002. T. Tieleman. *Training restricted Boltzmann machines using
+        approximations to the likelihood gradient*. ICML 2008.
+    """
+
+    def __init__(self, steps: int = 1, persistent: bool = False, num_chains: int | None = None):
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        super().__init__(num_particles=1)  # an ELBO subclass, so SVI calls loss_and_grads
+        self.steps = steps
+        self.persistent = persistent
+        self.num_chains = num_chains
+        self.chains: dict[str, Tensor] = {}
+
+    def _negatives(self, name: str, rbm: _RBMBase, data: Tensor) -> Tensor:
+        with torch.no_grad():
+            rbm = rbm.expand(rbm.batch_shape)  # detached use below; parameters unchanged
+            shared = len(rbm.batch_shape) == 0
+            if self.persistent and shared:
+                chains = self.chains.get(name)
+                if chains is None or chains.shape[-1] != data.shape[-1]:
+                    rows = data.reshape(-1, data.shape[-1])
+                    count = self.num_chains or rows.shape[0]
+                    chains = rows[torch.arange(count, device=rows.device) % rows.shape[0]].clone()
+            elif self.persistent:
+                chains = self.chains.get(name)
+                if chains is None or chains.shape != data.shape:
+                    chains = data.clone()
+            else:
+                chains = data
+            visible = chains.to(rbm.weight.dtype)
+            for _ in range(self.steps):
+                visible, _ = rbm.gibbs_step(visible)
+            if self.persistent:
+                self.chains[name] = visible
+            return visible
+
+    def _surrogate(self, model: Callable, guide: Callable, *args, **kwargs) -> Tensor:
+        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
+            *args, **kwargs
+        )
+        total = torch.zeros(())
+        found = False
+        for name, site in model_trace.nodes.items():
+            if site["type"] != "sample" or site_is_subsample(site):
+                continue
+            base = _base_distribution(site["fn"])
+            scale = site["scale"]
+            if site["is_observed"] and isinstance(base, _RBMBase):
+                found = True
+                data = site["value"]
+                negatives = self._negatives(name, base, data)
+                positive = base.free_energy(data).sum()
+                rows = data.reshape(-1, data.shape[-1]).shape[0]
+                negative = base.free_energy(negatives)
+                negative = negative.sum() * rows / negative.numel()
+                total = total + scale * (positive - negative)
+            else:
+                total = total - site["fn"].log_prob(site["value"]).sum() * scale
+        if not found:
+            raise ValueError("ContrastiveDivergence found no observed RBM site in the model")
+        for site in guide_trace.nodes.values():
+            if site["type"] == "sample" and not site_is_subsample(site):
+                total = total + site["fn"].log_prob(site["value"]).sum() * site["scale"]
+        return total
+
+    def _get_trace(self, model, guide, args, kwargs):
+        raise NotImplementedError("ContrastiveDivergence does not sample particles")
+
+    def loss(self, model: Callable, guide: Callable, *args, **kwargs) -> float:
+        """The surrogate's value (it also advances persistent chains)."""
+        with torch.no_grad():
+            return float(self._surrogate(model, guide, *args, **kwargs))
+
+    def loss_and_grads(self, model: Callable, guide: Callable, *args, **kwargs) -> float:
+        """The surrogate's value; its gradient is accumulated in the parameters."""
+        surrogate = self._surrogate(model, guide, *args, **kwargs)
+        if surrogate.requires_grad:
+            surrogate.backward()
+        return float(surrogate.detach())
+
+
+def pseudo_likelihood(rbm: RBM, visible: Tensor) -> Tensor:
+    r"""Deterministic full log pseudo-likelihood :math:`\sum_i \log p(v_i \mid v_{-i})`, with
+    :math:`p(v_i \mid v_{-i}) = \sigma(F(v^{(i)}) - F(v))` (:math:`v^{(i)}`: bit :math:`i`
+    flipped), per row, shape ``visible.shape[:-1]``. All :math:`D` flips at once from the hidden
+    pre-activations (memory ``rows x D x H``; pass minibatches). Unlike scikit-learn's
+    ``score_samples`` (one random bit), no randomness (Besag 1975)."""
+    visible = visible.to(rbm.weight.dtype)
+    activation = rbm.hidden_logits(visible)  # (..., H)
+    sign = 1 - 2 * visible  # +1 turns a 0 on, -1 turns a 1 off
+    flipped = activation.unsqueeze(-2) + sign.unsqueeze(-1) * rbm.weight.transpose(-1, -2)
+    # F(v^(i)) - F(v) = -b_i sign_i - sum_j [softplus(flipped) - softplus(activation)]
+    gap = -rbm.visible_bias * sign - (
+        F.softplus(flipped) - F.softplus(activation).unsqueeze(-2)
+    ).sum(-1)
+    return F.logsigmoid(gap).sum(-1)
+
+
+def reconstruction_error(rbm: RBM, visible: Tensor) -> Tensor:
+    r"""Mean squared error of the mean-field reconstruction :math:`\sigma(b + W^\top
+    \sigma(c + W v))`, per row. Cheap, but not a likelihood: it can fall while the model gets
+    worse (Hinton 2010, *A practical guide to training RBMs*)."""
+    visible = visible.to(rbm.weight.dtype)
+    hidden = torch.sigmoid(rbm.hidden_logits(visible))
+    reconstruction = torch.sigmoid(rbm.visible_logits(hidden))
+    return ((visible - reconstruction) ** 2).mean(-1)
