@@ -364,3 +364,26 @@ def test_normalization_is_never_silent_and_bad_input():
         GaussianBernoulliRBM(torch.zeros(2, 3), torch.zeros(3), torch.zeros(2), visible_scale=-1.0)
     with pytest.raises(ValueError, match="continuous|discrete"):
         MCMC(GibbsKernel(lambda: pyro.sample("x", dist.Normal(0, 1))), num_samples=2).run()
+
+
+def test_rbm_site_with_downstream_sites_is_not_block_updated():
+    """Block Gibbs would ignore the likelihood of the noisy observation: element-wise Gibbs on
+    the joint density must be used instead (and give the exact posterior)."""
+    torch.manual_seed(6)
+    rbm = random_rbm(num_visible=4, num_hidden=3)
+    observed = torch.tensor([1.0, 1.0, 0.0, 1.0], dtype=torch.float64)
+
+    def model(data):
+        image = pyro.sample("image", rbm)
+        pyro.sample("noisy", dist.Bernoulli(0.1 + 0.8 * image).to_event(1), obs=data)
+
+    kernel = GibbsKernel(model, num_vectorized_chains=3000)
+    mcmc = MCMC(kernel, num_samples=1, warmup_steps=30, disable_progbar=True)
+    mcmc.run(observed)
+    assert kernel._block == set()
+    states = binary_states(4, 0, 16, rbm.weight)
+    likelihood = dist.Bernoulli(0.1 + 0.8 * states).to_event(1).log_prob(observed)
+    posterior = torch.softmax(rbm.log_prob(states) + likelihood, 0)
+    draws = mcmc.get_samples()["image"].reshape(-1, 4)
+    assert chi_square_p_value(draws, posterior)[0] > 1e-3
+    assert chi_square_p_value(draws, rbm.log_prob(states).exp())[0] < 1e-6  # not the prior

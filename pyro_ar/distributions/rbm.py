@@ -87,8 +87,8 @@ class _RBMBase(TorchDistribution):
     def hidden_logits(self, visible: Tensor) -> Tensor:
         r""":math:`c + W v`, shape ``broadcast(visible.shape[:-1], batch_shape) + (H,)``."""
         visible = self._scaled_visible(visible.to(self.weight.dtype))
-        if self.weight.dim() == 2 and self.hidden_bias.dim() == 1:
-            return visible @ self.weight.T + self.hidden_bias  # one (rows x D) @ (D x H) GEMM
+        if self.weight.dim() == 2 and self.hidden_bias.dim() == 1 and visible.dim() == 2:
+            return torch.addmm(self.hidden_bias, visible, self.weight.T)  # one fused GEMM
         return (visible.unsqueeze(-2) @ self.weight.transpose(-1, -2)).squeeze(
             -2
         ) + self.hidden_bias
@@ -130,7 +130,8 @@ class _RBMBase(TorchDistribution):
             stop = min(total, start + _ENUMERATION_CHUNK)
             states = binary_states(self.num_hidden, start, stop, self.weight)
             parts.append(torch.logsumexp(self._hidden_marginal_logits(states), -1))
-        return torch.logsumexp(torch.stack(parts, -1), -1) + self._partition_constant()
+        log_z = torch.logsumexp(torch.stack(parts, -1), -1) + self._partition_constant()
+        return log_z.expand(self.batch_shape)
 
     def _partition_constant(self) -> Tensor | float:
         return 0.0
@@ -164,9 +165,13 @@ class _RBMBase(TorchDistribution):
         return -self.free_energy(value) - self._resolved_log_partition()
 
     def _copy_into(self, new, batch_shape):
-        new.weight = self.weight.expand(batch_shape + self.weight.shape[-2:])
-        new.visible_bias = self.visible_bias.expand(batch_shape + self.visible_bias.shape[-1:])
-        new.hidden_bias = self.hidden_bias.expand(batch_shape + self.hidden_bias.shape[-1:])
+        # Parameters stay unexpanded (they broadcast): a plate over N rows must not turn one
+        # (rows x D) @ (D x H) GEMM into N batched matrix-vector products.
+        new.weight, new.visible_bias, new.hidden_bias = (
+            self.weight,
+            self.visible_bias,
+            self.hidden_bias,
+        )
         new.num_visible, new.num_hidden = self.num_visible, self.num_hidden
         new._log_partition = (
             None if self._log_partition is None else self._log_partition.expand(batch_shape)
@@ -231,6 +236,7 @@ class _RBMBase(TorchDistribution):
         states = binary_states(self.num_hidden, 0, 2**self.num_hidden, self.weight)
         # log p(h) up to a constant, for every state: shape batch_shape + (2^H,)
         log_weights = self._hidden_marginal_logits(states)
+        log_weights = log_weights.expand(self.batch_shape + log_weights.shape[-1:])
         categorical = dist.Categorical(logits=log_weights)
         index = categorical.sample(shape[: len(shape) - len(self.batch_shape)])
         return states[index]
@@ -295,8 +301,8 @@ class RBM(_RBMBase):
     def visible_logits(self, hidden: Tensor) -> Tensor:
         r""":math:`b + W^\top h`."""
         hidden = hidden.to(self.weight.dtype)
-        if self.weight.dim() == 2 and self.visible_bias.dim() == 1:
-            return hidden @ self.weight + self.visible_bias
+        if self.weight.dim() == 2 and self.visible_bias.dim() == 1 and hidden.dim() == 2:
+            return torch.addmm(self.visible_bias, hidden, self.weight)
         return (hidden.unsqueeze(-2) @ self.weight).squeeze(-2) + self.visible_bias
 
     def _sample_visible(self, hidden: Tensor) -> Tensor:
@@ -376,7 +382,7 @@ class GaussianBernoulliRBM(_RBMBase):
     def expand(self, batch_shape, _instance=None) -> GaussianBernoulliRBM:
         new = self._get_checked_instance(GaussianBernoulliRBM, _instance)
         batch_shape = torch.Size(batch_shape)
-        new.visible_scale = self.visible_scale.expand(batch_shape + self.visible_scale.shape[-1:])
+        new.visible_scale = self.visible_scale
         self._copy_into(new, batch_shape)
         return new
 

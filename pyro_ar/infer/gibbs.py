@@ -12,6 +12,7 @@ import pyro
 import pyro.poutine as poutine
 import torch
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
+from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 from torch import Tensor
 from torch.distributions import constraints
@@ -61,6 +62,27 @@ def _site_log_density(site) -> Tensor:
         density = density * mask if mask is not False else torch.zeros_like(density)
     scale = site.get("scale", 1.0)
     return density * scale
+
+
+class _QuickRBMStart(Messenger):
+    """Gives unobserved RBM sites an independent draw from their visible biases instead of
+    ``RBM.sample`` (which, for a large hidden layer, runs a long Gibbs chain): the kernel only
+    needs a starting state."""
+
+    def _pyro_sample(self, msg):
+        base = _base_distribution(msg["fn"])
+        if msg["value"] is None and not msg["is_observed"] and isinstance(base, _RBMBase):
+            shape = msg["fn"].batch_shape + msg["fn"].event_shape
+            with torch.no_grad():
+                msg["value"] = base._initial_visible(base.visible_bias.expand(shape))
+
+
+def _quick_start(model: Callable) -> Callable:
+    def wrapped(*args, **kwargs):
+        with _QuickRBMStart():
+            return model(*args, **kwargs)
+
+    return wrapped
 
 
 class GibbsKernel(MCMCKernel):
@@ -142,8 +164,8 @@ class GibbsKernel(MCMCKernel):
         self._step = 0
         self._flips = []
         if self.max_plate_nesting is None:
-            self.max_plate_nesting = _plate_nesting(self.model, args, kwargs)
-        prior = poutine.trace(self._chained_model).get_trace(*args, **kwargs)
+            self.max_plate_nesting = _plate_nesting(_quick_start(self.model), args, kwargs)
+        prior = poutine.trace(_quick_start(self._chained_model)).get_trace(*args, **kwargs)
         self._latent = [
             name
             for name, site in prior.nodes.items()
@@ -259,7 +281,7 @@ class GibbsKernel(MCMCKernel):
         try:
             from pyro.infer.inspect import get_dependencies
 
-            dependencies = get_dependencies(self.model, self._args, self._kwargs)
+            dependencies = get_dependencies(_quick_start(self.model), self._args, self._kwargs)
         except Exception as error:  # provenance tracking fails on some models
             logger.info("dependency analysis failed (%s); site-wise Gibbs for %s", error, name)
             return False
