@@ -3,6 +3,7 @@ r"""The ``pyro-ar`` command: fit, sample from and score models on binary image d
 Examples::
 
     pyro-ar fit nade                       # embedded digits, about a minute on 2 cores
+    pyro-ar fit rbm --hidden 100 --cd-steps 5 --persistent   # AIS log-likelihood bracket
     pyro-ar fit fvsbn --data mnist --data-dir ~/data/mnist
     pyro-ar sample runs/nade-digits.pt --num-samples 100
     pyro-ar score runs/nade-digits.pt --data digits --split test
@@ -25,13 +26,18 @@ from .data import DATASETS, DataFileError, load_binary_dataset
 from .images import save_image_grid
 from .infer import (
     CheckpointError,
+    RBMTrainingConfig,
     TrainingConfig,
+    annealed_importance_sampling,
+    base_rate_visible_bias,
     fit_maximum_likelihood,
+    fit_rbm,
     load_checkpoint,
     mean_nll,
+    reverse_annealed_importance_sampling,
     save_checkpoint,
 )
-from .nn import MODULES, FVSBNModule, MADEModule, NADEModule, random_ordering
+from .nn import MODULES, FVSBNModule, MADEModule, NADEModule, RBMModule, random_ordering
 
 logger = logging.getLogger("pyro_ar")
 
@@ -80,14 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--ordering", choices=("natural", "random"), default="natural")
     fit.add_argument("--epochs", type=_positive_int, default=500)
     fit.add_argument("--batch-size", type=_positive_int, default=100)
-    fit.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate")
-    fit.add_argument("--weight-decay", type=float, default=0.0)
+    fit.add_argument(
+        "--lr", type=_positive_float, help="learning rate (default: Adam 1e-3; RBM SGD 0.05)"
+    )
+    fit.add_argument("--weight-decay", type=float, help="L2 penalty (default: 0; RBM 2e-4)")
     fit.add_argument("--patience", type=_positive_int, default=20, help="early-stopping patience")
     fit.add_argument("--max-minutes", type=_positive_float, help="wall-clock training budget")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--output", default="runs", help="directory for checkpoint and samples")
     fit.add_argument("--num-samples", type=_positive_int, default=64)
     fit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    rbm = fit.add_argument_group("RBM (contrastive divergence; learning rate default 0.05)")
+    rbm.add_argument("--cd-steps", type=_positive_int, default=1, help="Gibbs sweeps per update")
+    rbm.add_argument("--persistent", action="store_true", help="persistent CD")
+    rbm.add_argument("--ais-chains", type=_positive_int, default=100)
+    rbm.add_argument("--ais-betas", type=_positive_int, default=5000, help="AIS schedule length")
 
     sample = commands.add_parser("sample", help="draw samples from a checkpoint as a PNG grid")
     sample.add_argument("checkpoint")
@@ -102,6 +115,74 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _rbm_nll(module: RBMModule, data, args: argparse.Namespace) -> dict:
+    """NLL per split: exact log Z for small hidden layers, else the forward/reverse AIS
+    bracket (nats; forward AIS gives the lower NLL in expectation)."""
+    rbm = module()
+    rbm = type(rbm)(
+        rbm.weight.detach().double(),
+        rbm.visible_bias.detach().double(),
+        rbm.hidden_bias.detach().double(),
+    )
+    if rbm.has_exact_log_partition:
+        log_z = {"exact": rbm.log_partition().item()}
+    else:
+        base = base_rate_visible_bias(data.train)
+        chains = getattr(args, "ais_chains", 100)
+        betas = getattr(args, "ais_betas", 5000)
+        forward = annealed_importance_sampling(rbm, chains, betas, base, progress=False)
+        reverse = reverse_annealed_importance_sampling(
+            rbm, data.train[:chains], betas, base, burn_in=1000, progress=False
+        )
+        log_z = {"forward": forward.log_partition.item(), "reverse": reverse.log_partition.item()}
+    result = {"log_partition": log_z}
+    for split in ("train", "valid", "test"):
+        free_energy = rbm.free_energy(data[split].double()).mean().item()
+        result[split] = {name: free_energy + value for name, value in log_z.items()}
+    return result
+
+
+def _format_nll(values: dict) -> str:
+    if "exact" in values:
+        return f"{values['exact']:.2f}"
+    return f"{values['forward']:.2f} .. {values['reverse']:.2f} (AIS bracket)"
+
+
+def _fit_rbm(args: argparse.Namespace, data, module: RBMModule, output: Path, stem: str) -> None:
+    config = RBMTrainingConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=0.05 if args.lr is None else args.lr,
+        weight_decay=2e-4 if args.weight_decay is None else args.weight_decay,
+        cd_steps=args.cd_steps,
+        persistent=args.persistent,
+        max_seconds=None if args.max_minutes is None else args.max_minutes * 60,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    result = fit_rbm(module, data.train, data.valid, config)
+    nll = _rbm_nll(module, data, args)
+    print(
+        f"train NLL {_format_nll(nll['train'])} nats | valid NLL {_format_nll(nll['valid'])} | "
+        f"test NLL {_format_nll(nll['test'])}  ({len(result.history)} epochs, "
+        f"{result.seconds:.1f} s)"
+    )
+    checkpoint = save_checkpoint(
+        output / f"{stem}.pt",
+        module,
+        epoch=len(result.history),
+        nll=nll,
+        training_seconds=result.seconds,
+        data=data.name,
+        image_shape=list(data.image_shape),
+    )
+    history = [vars(record) for record in result.history]
+    (output / f"{stem}-history.json").write_text(json.dumps(history, indent=1))
+    samples = module().gibbs_chain((args.num_samples,), burn_in=1000)[0]
+    png = save_image_grid(output / f"{stem}-samples.png", samples, data.image_shape)
+    print(f"checkpoint: {checkpoint}\nsamples: {png}")
+
+
 def _build_module(args: argparse.Namespace, train: torch.Tensor) -> torch.nn.Module:
     num_dims = train.shape[1]
     ordering = random_ordering(num_dims, args.seed) if args.ordering == "random" else None
@@ -109,6 +190,8 @@ def _build_module(args: argparse.Namespace, train: torch.Tensor) -> torch.nn.Mod
         return NADEModule(num_dims, args.hidden, ordering=ordering, data=train, seed=args.seed)
     if args.model == "made":
         return MADEModule(num_dims, [args.hidden], ordering=ordering, data=train, seed=args.seed)
+    if args.model == "rbm":
+        return RBMModule(num_dims, args.hidden, data=train, seed=args.seed)
     return FVSBNModule(num_dims, ordering=ordering, data=train)
 
 
@@ -123,11 +206,13 @@ def _fit(args: argparse.Namespace) -> None:
         f"{args.model} on {data.name}: {len(data.train)}/{len(data.valid)}/{len(data.test)} "
         f"train/valid/test examples, D={data.num_dims}"
     )
+    if args.model == "rbm":
+        return _fit_rbm(args, data, module, output, stem)
     config = TrainingConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
-        learning_rate=args.lr,
-        weight_decay=args.weight_decay,
+        learning_rate=1e-3 if args.lr is None else args.lr,
+        weight_decay=0.0 if args.weight_decay is None else args.weight_decay,
         patience=args.patience,
         seed=args.seed,
         max_seconds=None if args.max_minutes is None else args.max_minutes * 60,
@@ -158,7 +243,7 @@ def _fit(args: argparse.Namespace) -> None:
 def _sample(args: argparse.Namespace) -> None:
     module, metadata = load_checkpoint(args.checkpoint)
     torch.manual_seed(args.seed)
-    samples = module().sample((args.num_samples,))
+    samples = module().sample((args.num_samples,))  # RBMs: Gibbs chains, 1000 sweeps burn-in
     shape = tuple(metadata.get("image_shape") or (1, samples.shape[-1]))
     output = args.output or str(Path(args.checkpoint).with_suffix("")) + "-samples.png"
     print(f"samples: {save_image_grid(output, samples, shape)}")
@@ -177,6 +262,10 @@ def _score(args: argparse.Namespace) -> None:
             f"{name} has D={data.num_dims} dimensions but the checkpoint's model has "
             f"D={module.num_dims}"
         )
+    if isinstance(module, RBMModule):
+        nll = _rbm_nll(module, data, args)[args.split]
+        print(f"{name} {args.split} NLL {_format_nll(nll)} nats")
+        return
     print(f"{name} {args.split} NLL {mean_nll(module, data[args.split]):.3f} nats")
 
 

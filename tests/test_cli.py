@@ -99,3 +99,17 @@ def test_module_entry_point():
         [sys.executable, "-m", "pyro_ar", "--help"], capture_output=True, text=True, check=True
     )
     assert "fit" in result.stdout and "sample" in result.stdout and "score" in result.stdout
+
+
+def test_fit_score_and_sample_an_rbm(tmp_path, capsys):
+    """Exact NLL for a small hidden layer; the AIS bracket for a larger one."""
+    arguments = ["fit", "rbm", "--epochs", "2", "--output", str(tmp_path), "--no-progress"]
+    assert main(arguments + ["--hidden", "12", "--cd-steps", "2", "--persistent"]) == 0
+    out = capsys.readouterr().out
+    assert "test NLL" in out and "AIS" not in out
+    checkpoint = str(tmp_path / "rbm-digits.pt")
+    assert main(["score", checkpoint, "--split", "valid"]) == 0
+    assert "digits valid NLL" in capsys.readouterr().out
+    assert main(["sample", checkpoint, "--num-samples", "4"]) == 0
+    assert main(arguments + ["--hidden", "24", "--ais-betas", "300", "--ais-chains", "20"]) == 0
+    assert "(AIS bracket)" in capsys.readouterr().out

@@ -15,6 +15,7 @@ MODULES: dict[str, type[nn.Module]] = {
     "fvsbn": FVSBNModule,
     "made": MADEModule,
     "nade": NADEModule,
+    "rbm": RBMModule,
 }
 
 __all__ = [

@@ -51,6 +51,20 @@ class RBMModule(nn.Module):
         self.visible_bias = nn.Parameter(visible_bias)
         self.log_visible_scale = nn.Parameter(torch.zeros(num_visible)) if learn_scale else None
 
+    @property
+    def num_dims(self) -> int:
+        return self.num_visible
+
+    @property
+    def config(self) -> dict:
+        """Constructor arguments that rebuild this module (for checkpoints)."""
+        return {
+            "num_visible": self.num_visible,
+            "num_hidden": self.num_hidden,
+            "gaussian": self.gaussian,
+            "learn_scale": self.log_visible_scale is not None,
+        }
+
     def forward(self) -> RBM | GaussianBernoulliRBM:
         if self.gaussian:
             scale = 1.0 if self.log_visible_scale is None else self.log_visible_scale.exp()
