@@ -104,7 +104,7 @@ def test_kneser_ney_bigram_by_hand():
 
 
 @pytest.mark.parametrize("method", list(SMOOTHING_METHODS))
-@pytest.mark.parametrize("order", [1, 2, 3, 4])
+@pytest.mark.parametrize("order", [1, 2, 3, 4, 6])
 def test_every_conditional_is_normalized(method, order, device):
     model = fit(REVIEWS, order, method).to(device)
     contexts = [

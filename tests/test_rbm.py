@@ -234,17 +234,17 @@ def test_mcmc_api_chains_initial_params_and_arviz():
 
 def test_log_likelihood_only_where_normalized():
     torch.manual_seed(5)
-    big = RBM(torch.randn(25, 3) * 0.1, torch.zeros(3), torch.zeros(25))  # no exact log Z
-    small = random_rbm(num_visible=3, num_hidden=2)
+    big = RBM(torch.randn(25, 22) * 0.1, torch.zeros(22), torch.zeros(25))  # no exact log Z
+    small = RBM(torch.randn(2, 22) * 0.1, torch.zeros(22), torch.zeros(2))  # exact log Z
 
     def model(data):
         z = pyro.sample("z", dist.Bernoulli(0.5))
         with pyro.plate("rows", data.shape[0]):
             pyro.sample("unnormalized", big, obs=data)
-            pyro.sample("normalized", small.expand((data.shape[0],)), obs=data)
+            pyro.sample("normalized", small, obs=data)
         return z
 
-    data = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    data = torch.bernoulli(torch.full((2, 22), 0.5))
     mcmc = MCMC(GibbsKernel(model), num_samples=10, warmup_steps=2, disable_progbar=True)
     mcmc.run(data)
     idata = to_inference_data(mcmc)
@@ -343,12 +343,12 @@ def test_pseudo_likelihood_by_enumeration():
 
 
 def test_normalization_is_never_silent_and_bad_input():
-    big = RBM(torch.randn(30, 8), torch.zeros(8), torch.zeros(30))
+    big = RBM(torch.randn(30, 25), torch.zeros(25), torch.zeros(30))  # both layers > 20
     with pytest.raises(LogPartitionError, match="annealed_importance_sampling"):
-        big.log_prob(torch.ones(8))
+        big.log_prob(torch.ones(25))
     attached = big.with_log_partition(12.5)
     torch.testing.assert_close(
-        attached.log_prob(torch.ones(8)), -big.free_energy(torch.ones(8)) - 12.5
+        attached.log_prob(torch.ones(25)), -big.free_energy(torch.ones(25)) - 12.5
     )
     rbm = random_rbm()
     checked = RBM(rbm.weight, rbm.visible_bias, rbm.hidden_bias, validate_args=True)
@@ -387,3 +387,17 @@ def test_rbm_site_with_downstream_sites_is_not_block_updated():
     draws = mcmc.get_samples()["image"].reshape(-1, 4)
     assert chi_square_p_value(draws, posterior)[0] > 1e-3
     assert chi_square_p_value(draws, rbm.log_prob(states).exp())[0] < 1e-6  # not the prior
+
+
+def test_exact_log_partition_enumerates_the_smaller_layer():
+    """D=6 < H=25: log Z sums over the 2^6 visible states. Swapping the layers (W^T, c, b) gives
+    the same Z by enumerating 2^6 hidden states instead."""
+    torch.manual_seed(7)
+    rbm = random_rbm(num_visible=6, num_hidden=25, scale=0.5)
+    swapped = RBM(rbm.weight.T.contiguous(), rbm.hidden_bias, rbm.visible_bias)
+    assert rbm.has_exact_log_partition and rbm._enumerates_visible
+    torch.testing.assert_close(rbm.log_partition(), swapped.log_partition())
+    states = binary_states(6, 0, 64, rbm.weight)
+    probs = rbm.log_prob(states).exp()
+    torch.testing.assert_close(probs.sum(), torch.ones((), dtype=torch.float64))
+    assert chi_square_p_value(rbm.sample((20000,)), probs)[0] > 1e-3

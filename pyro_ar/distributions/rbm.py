@@ -124,14 +124,30 @@ class _RBMBase(TorchDistribution):
                 f"{EXACT_LOG_PARTITION_MAX_UNITS} hidden units); estimate log Z with "
                 "pyro_ar.infer.annealed_importance_sampling"
             )
-        total = 2**self.num_hidden
+        if self._enumerates_visible:
+            units, logits = self.num_visible, self.unnormalized_log_prob
+        else:
+            units, logits = self.num_hidden, self._hidden_marginal_logits
+        total = 2**units
         parts = []
         for start in range(0, total, _ENUMERATION_CHUNK):
             stop = min(total, start + _ENUMERATION_CHUNK)
-            states = binary_states(self.num_hidden, start, stop, self.weight)
-            parts.append(torch.logsumexp(self._hidden_marginal_logits(states), -1))
-        log_z = torch.logsumexp(torch.stack(parts, -1), -1) + self._partition_constant()
+            states = binary_states(units, start, stop, self.weight)
+            if self._enumerates_visible:
+                states = states.reshape((stop - start,) + (1,) * len(self.batch_shape) + (units,))
+                parts.append(torch.logsumexp(logits(states), 0))
+            else:
+                parts.append(torch.logsumexp(logits(states), -1))
+        log_z = torch.logsumexp(torch.stack(parts, -1), -1)
+        if not self._enumerates_visible:
+            log_z = log_z + self._partition_constant()
         return log_z.expand(self.batch_shape)
+
+    @property
+    def _enumerates_visible(self) -> bool:
+        """Whether the exact log Z sums over visible states (a binary visible layer smaller than
+        the hidden one) instead of hidden states."""
+        return False
 
     def _partition_constant(self) -> Tensor | float:
         return 0.0
@@ -219,18 +235,21 @@ class _RBMBase(TorchDistribution):
             return torch.stack(draws)
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
-        r"""Exact samples when the hidden layer can be enumerated (:math:`h` from its marginal
-        :math:`p(h) \propto e^{-F(h)}`, then :math:`v \sim p(v \mid h)`); otherwise the last state
+        r"""Exact samples when the log partition is exact (:math:`h` from its marginal, then
+        :math:`v \sim p(v \mid h)`; or :math:`v` directly when the visible layer is the one
+        enumerated); otherwise the last state
         of independent block-Gibbs chains after ``burn_in`` sweeps (set on the instance,
         default 1000)."""
         shape = torch.Size(sample_shape) + self.batch_shape
         with torch.no_grad():
             if self.has_exact_log_partition:
-                hidden = self._exact_hidden_sample(shape)
-                return self.visible_given_hidden(hidden).sample()
+                return self._exact_sample(shape)
             return self.gibbs_chain(sample_shape, burn_in=self.burn_in)[0]
 
     burn_in: int = 1000
+
+    def _exact_sample(self, shape: torch.Size) -> Tensor:
+        return self.visible_given_hidden(self._exact_hidden_sample(shape)).sample()
 
     def _exact_hidden_sample(self, shape: torch.Size) -> Tensor:
         states = binary_states(self.num_hidden, 0, 2**self.num_hidden, self.weight)
@@ -252,7 +271,7 @@ class RBM(_RBMBase):
     with factorized conditionals :math:`p(h_j = 1 \mid v) = \sigma(c_j + W_j \cdot v)` and
     :math:`p(v_i = 1 \mid h) = \sigma(b_i + W_{:, i} \cdot h)`.
 
-    :meth:`log_prob` is always normalized: it uses the exact :math:`\log Z` when the hidden
+    :meth:`log_prob` is always normalized: it uses the exact :math:`\log Z` when the smaller
     layer has at most :data:`EXACT_LOG_PARTITION_MAX_UNITS` units (enumerated in chunks, in log
     space), or a value attached with :meth:`with_log_partition` (e.g. from annealed importance
     sampling, :func:`pyro_ar.infer.annealed_importance_sampling`); otherwise it raises.
@@ -291,6 +310,28 @@ class RBM(_RBMBase):
     def _validate_sample(self, value: Tensor) -> None:
         check_value_shape(self, value, "binary")
         check_binary_values(type(self).__name__, value)
+
+    @property
+    def has_exact_log_partition(self) -> bool:
+        """The smaller layer has at most :data:`EXACT_LOG_PARTITION_MAX_UNITS` units."""
+        return self.smaller_layer <= EXACT_LOG_PARTITION_MAX_UNITS
+
+    @property
+    def _enumerates_visible(self) -> bool:
+        return self.num_visible < self.num_hidden
+
+    def _exact_sample(self, shape: torch.Size) -> Tensor:
+        if not self._enumerates_visible:
+            return super()._exact_sample(shape)
+        states = binary_states(self.num_visible, 0, 2**self.num_visible, self.weight)
+        log_weights = self.unnormalized_log_prob(
+            states.reshape((len(states),) + (1,) * len(self.batch_shape) + (self.num_visible,))
+        )  # (2^D,) + batch_shape
+        log_weights = log_weights.movedim(0, -1).expand(self.batch_shape + (len(states),))
+        index = dist.Categorical(logits=log_weights).sample(
+            shape[: len(shape) - len(self.batch_shape)]
+        )
+        return states[index]
 
     def _scaled_visible(self, visible: Tensor) -> Tensor:
         return visible
