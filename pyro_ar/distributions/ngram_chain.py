@@ -177,8 +177,9 @@ class NGramChain(TorchDistribution):
             dense = torch.log_softmax(dense / self.temperature, -1)
         return dense
 
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
-        """Ancestral sampling, ``L`` steps for all rows at once (Gumbel-max per step)."""
+    def _generate(self, sample_shape: torch.Size, choose) -> Tensor:
+        """Runs the chain for ``L`` steps, picking each token with ``choose(log-probs)``; after
+        ``</s>`` (stop mode) only padding follows."""
         with torch.no_grad():
             shape, contexts = self._start(sample_shape)
             rows = shape.numel()
@@ -186,9 +187,7 @@ class NGramChain(TorchDistribution):
             finished = torch.zeros(rows, dtype=torch.bool, device=self.model.device)
             tokens = []
             for _ in range(self.length):
-                scores = self._next_scores(contexts, rows)
-                gumbel = -torch.log(-torch.log(torch.rand_like(scores).clamp_(min=1e-30)))
-                token = torch.argmax(scores + gumbel, -1)
+                token = choose(self._next_scores(contexts, rows))
                 if self.stop_at_end:
                     token = torch.where(finished, end, token)
                     finished = finished | (token == end)
@@ -196,23 +195,19 @@ class NGramChain(TorchDistribution):
                 contexts = self._advance(contexts, token)
             return torch.stack(tokens, -1).reshape(shape + (self.length,))
 
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        """Ancestral sampling, ``L`` steps for all rows at once (Gumbel-max per step)."""
+
+        def gumbel_max(scores: Tensor) -> Tensor:
+            gumbel = -torch.log(-torch.log(torch.rand_like(scores).clamp_(min=1e-30)))
+            return torch.argmax(scores + gumbel, -1)
+
+        return self._generate(sample_shape, gumbel_max)
+
     def greedy(self) -> Tensor:
         """The continuation that takes the most probable token at each step,
         shape ``batch_shape + (L,)``."""
-        with torch.no_grad():
-            shape, contexts = self._start(torch.Size())
-            rows = shape.numel()
-            end = self.model.vocabulary.end_id
-            finished = torch.zeros(rows, dtype=torch.bool, device=self.model.device)
-            tokens = []
-            for _ in range(self.length):
-                token = torch.argmax(self._next_scores(contexts, rows), -1)
-                if self.stop_at_end:
-                    token = torch.where(finished, end, token)
-                    finished = finished | (token == end)
-                tokens.append(token)
-                contexts = self._advance(contexts, token)
-            return torch.stack(tokens, -1).reshape(shape + (self.length,))
+        return self._generate(torch.Size(), lambda scores: torch.argmax(scores, -1))
 
     def beam_search(self, beam_size: int = 5) -> tuple[Tensor, Tensor]:
         r"""Beam search for the most probable sequences under :meth:`log_prob`.
