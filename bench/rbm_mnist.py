@@ -41,13 +41,24 @@ def main() -> None:
     parser.add_argument("--ais-betas", type=int, default=14500)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--resume",
+        help="continue from this state dict (a previous run's .pt) with momentum 0.9 from the "
+        "start; pass the learning rate the previous run ended with",
+    )
+    parser.add_argument(
+        "--previous-minutes", type=float, default=0.0, help="training time of the resumed run"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     data = load_binarized_mnist(args.data_dir, binarization="stochastic", seed=0)
     module = RBMModule(784, args.hidden, data=data.train, seed=args.seed)
+    if args.resume:
+        module.load_state_dict(torch.load(args.resume, weights_only=True))
     config = RBMTrainingConfig(
+        momentum=(0.9, 0.9) if args.resume else (0.5, 0.9),
         epochs=args.epochs,
         learning_rate=args.lr,
         learning_rate_decay=args.lr_decay,
@@ -66,6 +77,8 @@ def main() -> None:
             flush=True,
         )
     name = f"rbm_mnist_h{args.hidden}_{'pcd' if args.persistent else 'cd'}{args.cd_steps}"
+    if args.resume:
+        name += "_resumed"
     torch.save(module.state_dict(), RESULTS / f"{name}.pt")
 
     rbm = module()
@@ -93,6 +106,8 @@ def main() -> None:
         "persistent": args.persistent,
         "epochs_run": len(result.history),
         "training_seconds": result.seconds,
+        "resumed_from": args.resume,
+        "total_training_minutes": args.previous_minutes + result.seconds / 60,
         "log_partition_forward": forward.log_partition.item(),
         "log_partition_forward_se": forward.standard_error.item(),
         "log_partition_reverse": reverse.log_partition.item(),
@@ -110,7 +125,8 @@ def main() -> None:
     )
     print(
         f"test NLL {figures['test_nll_forward']:.2f} (forward AIS) .. "
-        f"{figures['test_nll_reverse']:.2f} (reverse AIS); training {result.seconds / 60:.1f} min"
+        f"{figures['test_nll_reverse']:.2f} (reverse AIS); training "
+        f"{figures['total_training_minutes']:.1f} min in all"
     )
     write_result(name, figures)
 

@@ -1,0 +1,122 @@
+"""Block-Gibbs throughput of an RBM: pyro_ar against scikit-learn's ``BernoulliRBM.gibbs`` and a
+plain PyTorch loop with ``torch.bernoulli``, same sweeps, side by side in one run.
+
+Target (issue 4): 1000 chains, 784 visible x 500 hidden, float32: at least 3x sklearn's sweeps
+per second. Also times ``GibbsKernel`` inside ``pyro.infer.MCMC`` (vectorized chains) to show
+the kernel's overhead over the raw sweep, and the sweep's two GEMMs alone (no sampling), the
+ceiling of any float32 implementation on this machine.
+
+    python bench/gibbs_speed.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pyro
+import torch
+from common import write_result
+from pyro.infer import MCMC
+from sklearn.neural_network import BernoulliRBM
+
+from pyro_ar.distributions import RBM
+from pyro_ar.infer import GibbsKernel
+
+
+def sweeps_per_second(step, state, sweeps: int, repeats: int) -> float:
+    """Median rate over ``repeats`` timed runs of ``sweeps`` sweeps (after a warm-up)."""
+    for _ in range(3):
+        state = step(state)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(sweeps):
+            state = step(state)
+        rates.append(sweeps / (time.perf_counter() - start))
+    return float(np.median(rates))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--chains", type=int, default=1000)
+    parser.add_argument("--visible", type=int, default=784)
+    parser.add_argument("--hidden", type=int, default=500)
+    parser.add_argument("--sweeps", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    weight = 0.05 * torch.randn(args.hidden, args.visible)
+    visible_bias = 0.1 * torch.randn(args.visible)
+    hidden_bias = 0.1 * torch.randn(args.hidden)
+    rbm = RBM(weight, visible_bias, hidden_bias)
+    start = torch.bernoulli(torch.full((args.chains, args.visible), 0.5))
+
+    reference = BernoulliRBM(n_components=args.hidden, random_state=0)
+    reference.components_ = weight.numpy().astype(np.float32)
+    reference.intercept_hidden_ = hidden_bias.numpy().astype(np.float32)
+    reference.intercept_visible_ = visible_bias.numpy().astype(np.float32)
+    reference.random_state_ = np.random.RandomState(0)
+
+    def ours(v):
+        return rbm.gibbs_step(v)[0]
+
+    def plain_torch(v):
+        h = torch.bernoulli(torch.sigmoid(v @ weight.T + hidden_bias))
+        return torch.bernoulli(torch.sigmoid(h @ weight + visible_bias))
+
+    def sklearn(v):
+        return reference.gibbs(v)
+
+    hidden_state = torch.bernoulli(torch.full((args.chains, args.hidden), 0.5))
+
+    def matmuls_only(v):
+        # the two GEMMs of a sweep and nothing else: the floor for any float32 implementation
+        torch.addmm(hidden_bias, v, weight.T)
+        return torch.addmm(visible_bias, hidden_state, weight)
+
+    rates = {}
+    # alternate the contenders so that the machine's drift hits all alike
+    for _ in range(2):
+        rates.setdefault("pyro_ar", []).append(
+            sweeps_per_second(ours, start, args.sweeps, args.repeats)
+        )
+        rates.setdefault("sklearn", []).append(
+            sweeps_per_second(sklearn, start.numpy(), args.sweeps, args.repeats)
+        )
+        rates.setdefault("torch_bernoulli_loop", []).append(
+            sweeps_per_second(plain_torch, start, args.sweeps, args.repeats)
+        )
+        rates.setdefault("matmuls_only", []).append(
+            sweeps_per_second(matmuls_only, start, args.sweeps, args.repeats)
+        )
+    rates = {name: max(values) for name, values in rates.items()}
+
+    def model():
+        pyro.sample("image", rbm)
+
+    kernel = GibbsKernel(model, num_vectorized_chains=args.chains)
+    mcmc = MCMC(kernel, num_samples=args.sweeps, warmup_steps=3, disable_progbar=True)
+    begin = time.perf_counter()
+    mcmc.run()
+    rates["pyro_ar_mcmc_kernel"] = (args.sweeps + 3) / (time.perf_counter() - begin)
+
+    ratio = rates["pyro_ar"] / rates["sklearn"]
+    for name, rate in rates.items():
+        print(f"{name:22s} {rate:7.1f} sweeps/s ({rate / rates['sklearn']:.2f}x sklearn)")
+    write_result(
+        "gibbs_speed",
+        {
+            "chains": args.chains,
+            "visible": args.visible,
+            "hidden": args.hidden,
+            "dtype": "float32",
+            "sweeps_per_second": rates,
+            "speed_ratio_vs_sklearn": ratio,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
