@@ -11,7 +11,7 @@ from pyro.distributions import TorchDistribution
 from torch import Tensor
 from torch.distributions import constraints
 
-from .validation import check_value_shape
+from .validation import check_end_padding, check_value_shape, through_first_end
 
 
 def _context_index(value: Tensor, num_states: int, order: int) -> Tensor:
@@ -105,11 +105,11 @@ class MarkovChain(TorchDistribution):
                 f"MarkovChain values must be integer states in 0..{self.num_states - 1}"
             )
         if self.end_state is not None:
-            padding = ~_scored(value, self.end_state)
-            if bool((padding & (value != self.end_state)).any()):
-                raise ValueError(
-                    f"positions after the first end state must hold it too ({self.end_state})"
-                )
+            check_end_padding(
+                value,
+                self.end_state,
+                f"positions after the first end state must hold it too ({self.end_state})",
+            )
 
     def log_prob(self, value: Tensor) -> Tensor:
         if self._validate_args:
@@ -122,7 +122,7 @@ class MarkovChain(TorchDistribution):
         index = index.expand(batch + (self.length,))
         log_probs = torch.gather(flat, -1, index).log()
         if self.end_state is not None:
-            scored = _scored(value, self.end_state).expand(log_probs.shape)
+            scored = through_first_end(value, self.end_state).expand(log_probs.shape)
             log_probs = torch.where(scored, log_probs, torch.zeros((), dtype=log_probs.dtype))
         return log_probs.sum(-1)
 
@@ -151,12 +151,6 @@ class MarkovChain(TorchDistribution):
             return torch.stack(tokens, -1).reshape(shape + (self.length,))
 
 
-def _scored(value: Tensor, end_state: int) -> Tensor:
-    """Positions up to and including the first end state."""
-    end = (value == end_state).long()
-    return (torch.cumsum(end, -1) - end) == 0
-
-
 def transition_counts(
     sequences: Tensor, num_states: int, order: int = 1, end_state: int | None = None
 ) -> Tensor:
@@ -168,7 +162,7 @@ def transition_counts(
         raise ValueError(f"sequences must hold states in 0..{num_states - 1}")
     index = _context_index(sequences, num_states, order) * num_states + sequences
     if end_state is not None:
-        index = index[_scored(sequences, end_state)]
+        index = index[through_first_end(sequences, end_state)]
     size = (num_states + 1) ** order * num_states
     counts = torch.bincount(index.reshape(-1), minlength=size).to(torch.get_default_dtype())
     return counts.reshape((num_states + 1,) * order + (num_states,))

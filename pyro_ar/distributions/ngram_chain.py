@@ -10,7 +10,7 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from ..ngram.model import NGramModel
-from .validation import check_value_shape
+from .validation import check_end_padding, check_value_shape, through_first_end
 
 # Rows of dense conditionals computed at once when tempering log_prob (memory: rows x V).
 _DENSE_CHUNK_ROWS = 1024
@@ -104,20 +104,18 @@ class NGramChain(TorchDistribution):
         if bool((value == self.model.vocabulary.begin_id).any()):
             raise ValueError("value contains <s>, which is a context symbol, never a token")
         if self.stop_at_end:
-            end = value == self.model.vocabulary.end_id
-            after_end = (torch.cumsum(end.long(), -1) - end.long()) > 0
-            if bool((after_end & ~end).any()):
-                raise ValueError(
-                    "with stop_at_end, positions after the first </s> must be padded with </s> "
-                    f"(id {self.model.vocabulary.end_id})"
-                )
+            check_end_padding(
+                value,
+                self.model.vocabulary.end_id,
+                "with stop_at_end, positions after the first </s> must be padded with </s> "
+                f"(id {self.model.vocabulary.end_id})",
+            )
 
     def _counted(self, value: Tensor) -> Tensor:
         """Positions that are part of the sequence (not padding after the first ``</s>``)."""
         if not self.stop_at_end:
             return torch.ones_like(value, dtype=torch.bool)
-        end = (value == self.model.vocabulary.end_id).long()
-        return (torch.cumsum(end, -1) - end) == 0
+        return through_first_end(value, self.model.vocabulary.end_id)
 
     def token_log_probs(self, value: Tensor) -> Tensor:
         r"""Per-position :math:`\log p_\tau(x_t \mid \dots)` (0 at padding), shape

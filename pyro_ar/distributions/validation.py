@@ -2,7 +2,7 @@ r"""Checks of values passed to the distributions, with errors that name the prob
 
 from __future__ import annotations
 
-__all__ = ["check_binary_values", "check_value_shape"]
+__all__ = ["check_binary_values", "check_end_padding", "check_value_shape", "through_first_end"]
 
 import torch
 from torch import Tensor
@@ -54,3 +54,17 @@ def check_binary_values(owner: str, value: Tensor) -> None:
             f"{owner} is a distribution over binary vectors: values must be 0 or 1, found "
             f"{example!r} ({int(invalid.sum())} invalid entries)"
         )
+
+
+def through_first_end(value: Tensor, end: int) -> Tensor:
+    """Positions up to and including the first ``end`` along the last dim (all when there is
+    none): the part of a sequence that is scored; the rest is padding."""
+    is_end = (value == end).long()
+    return (torch.cumsum(is_end, -1) - is_end) == 0
+
+
+def check_end_padding(value: Tensor, end: int, message: str) -> None:
+    """Raises ``ValueError(message)`` unless every position after the first ``end`` holds
+    ``end`` too."""
+    if bool((~through_first_end(value, end) & (value != end)).any()):
+        raise ValueError(message)
