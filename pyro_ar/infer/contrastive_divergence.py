@@ -61,7 +61,6 @@ class ContrastiveDivergence(ELBO):
 
     def _negatives(self, name: str, rbm: _RBMBase, data: Tensor) -> Tensor:
         with torch.no_grad():
-            rbm = rbm.expand(rbm.batch_shape)  # detached use below; parameters unchanged
             shared = len(rbm.batch_shape) == 0
             if self.persistent and shared:
                 chains = self.chains.get(name)

@@ -51,8 +51,8 @@ def _candidate_values(support, name: str) -> list[float]:
 def _site_log_density(site) -> Tensor:
     """``log_prob`` of a site, or the unnormalized one for RBMs (Gibbs never needs log Z)."""
     fn, value = site["fn"], site["value"]
-    if isinstance(_base_distribution(fn), _RBMBase):
-        base = _base_distribution(fn)
+    base = _base_distribution(fn)
+    if isinstance(base, _RBMBase):
         density = base.unnormalized_log_prob(value)
         density = density.expand(torch.broadcast_shapes(density.shape, fn.batch_shape))
     else:
@@ -177,7 +177,7 @@ class GibbsKernel(MCMCKernel):
         if unknown:
             raise ValueError(f"clamped names sites that are not latent: {sorted(unknown)}")
         self._event_dims = {name: prior.nodes[name]["fn"].event_dim for name in self._latent}
-        self._block = {name for name in self._latent if self._is_free_rbm(prior, name)}
+        self._block = self._free_rbm_sites(prior)
         self._candidates = {
             name: _candidate_values(prior.nodes[name]["fn"].support, name)
             for name in self._latent
@@ -275,26 +275,37 @@ class GibbsKernel(MCMCKernel):
         )
         return density.movedim(axis, 0).reshape(self.num_vectorized_chains, -1).sum(-1)
 
-    def _is_free_rbm(self, trace, name: str) -> bool:
-        if not isinstance(_base_distribution(trace.nodes[name]["fn"]), _RBMBase):
-            return False
+    def _free_rbm_sites(self, trace) -> set[str]:
+        """Latent RBM sites on which no other site depends (block Gibbs is exact for them);
+        the model's dependency graph is computed once, and only if there is an RBM site."""
+        rbm_sites = [
+            name
+            for name in self._latent
+            if isinstance(_base_distribution(trace.nodes[name]["fn"]), _RBMBase)
+        ]
+        if not rbm_sites:
+            return set()
         try:
             from pyro.infer.inspect import get_dependencies
 
             dependencies = get_dependencies(_quick_start(self.model), self._args, self._kwargs)
         except Exception as error:  # provenance tracking fails on some models
-            logger.info("dependency analysis failed (%s); site-wise Gibbs for %s", error, name)
-            return False
-        downstream = [
-            other
-            for other, upstream in dependencies["prior_dependencies"].items()
-            if other != name and name in upstream
-        ]
-        if isinstance(_base_distribution(trace.nodes[name]["fn"]), _RBMBase) and downstream:
-            logger.info(
-                "RBM site %s feeds %s: element-wise Gibbs instead of block", name, downstream
-            )
-        return not downstream
+            logger.info("dependency analysis failed (%s); element-wise Gibbs for RBMs", error)
+            return set()
+        free = set()
+        for name in rbm_sites:
+            downstream = [
+                other
+                for other, upstream in dependencies["prior_dependencies"].items()
+                if other != name and name in upstream
+            ]
+            if downstream:
+                logger.info(
+                    "RBM site %s feeds %s: element-wise Gibbs instead of block", name, downstream
+                )
+            else:
+                free.add(name)
+        return free
 
     def _apply_clamp(self, name: str, value: Tensor) -> Tensor:
         if name not in self.clamped:
@@ -331,9 +342,7 @@ class GibbsKernel(MCMCKernel):
         return moved.reshape(shape[0], -1).clone(), back
 
     def _coordinate_update(self, state: dict[str, Tensor], name: str) -> Tensor:
-        trace = self._trace(state)
-        site = trace.nodes[name]
-        event_dim = site["fn"].event_dim
+        event_dim = self._event_dims[name]
         flat, back = self._element_layout(state[name], event_dim)
         free = torch.ones(flat.shape[1], dtype=torch.bool)
         if name in self.clamped:
