@@ -75,6 +75,7 @@ def to_inference_data(
     kernel = mcmc.kernel
     chains_in_tensor = _vectorized(kernel)
     statistics = {k: samples.pop(k) for k in list(samples) if k in _STATISTICS}
+    latent = dict(samples)  # every latent site: the model is conditioned on all of them
     if sites is not None:
         missing = set(sites) - set(samples)
         if missing:
@@ -102,7 +103,7 @@ def to_inference_data(
             indices = np.asarray(divergences[name], dtype=int)
             diverging[chain, indices[indices < num_draws]] = True
         sample_stats["diverging"] = diverging
-    observed, likelihood = _observed_and_likelihood(mcmc, log_likelihood)
+    observed, likelihood = _observed_and_likelihood(mcmc, latent, log_likelihood)
     if observed_data is not None:
         observed = {name: _to_numpy(value) for name, value in observed_data.items()}
     import arviz as az  # imported here: arviz is slow to import and warns about its 1.x move
@@ -115,14 +116,12 @@ def to_inference_data(
     )
 
 
-def _observed_and_likelihood(mcmc: MCMC, compute_likelihood: bool):
-    """Observed values and per-draw log-likelihoods ``(chain, draw, ...)`` of observed sites."""
+def _observed_and_likelihood(mcmc: MCMC, samples: Mapping, compute_likelihood: bool):
+    """Observed values and per-draw log-likelihoods ``(chain, draw, ...)`` of observed sites,
+    from the latent ``samples`` as ``get_samples(group_by_chain=True)`` gives them."""
     kernel = mcmc.kernel
     model = getattr(kernel, "_chained_model", None) or kernel.model
     args, kwargs = getattr(mcmc, "_args", ()), getattr(mcmc, "_kwargs", {})
-    samples = mcmc.get_samples(group_by_chain=True)
-    for key in _STATISTICS:
-        samples.pop(key, None)
     num_chains, num_draws = next(iter(samples.values())).shape[:2]
     prior = poutine.trace(model).get_trace(*args, **kwargs)
     observed_names = {

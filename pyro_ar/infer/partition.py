@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..distributions.rbm import RBM
+from ..distributions.rbm import RBM, _bernoulli
 
 
 @dataclass
@@ -111,9 +111,9 @@ class _Annealing:
 
     def transition(self, activation: Tensor, beta: float) -> Tensor:
         """Block Gibbs at inverse temperature ``beta`` from the current visible state."""
-        hidden = torch.bernoulli(torch.sigmoid(beta * activation))
+        hidden = _bernoulli(torch.sigmoid(beta * activation))
         logits = (1 - beta) * self.base_bias + beta * self.rbm.visible_logits(hidden)
-        return torch.bernoulli(torch.sigmoid(logits))
+        return _bernoulli(torch.sigmoid(logits))
 
 
 def _summarize(log_weights: Tensor, offset: Tensor, sign: float, direction: str):
