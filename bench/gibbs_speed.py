@@ -3,8 +3,9 @@ plain PyTorch loop with ``torch.bernoulli``, same sweeps, side by side in one ru
 
 Target (issue 4): 1000 chains, 784 visible x 500 hidden, float32: at least 3x sklearn's sweeps
 per second. Also times ``GibbsKernel`` inside ``pyro.infer.MCMC`` (vectorized chains) to show
-the kernel's overhead over the raw sweep, and the sweep's two GEMMs alone (no sampling), the
-ceiling of any float32 implementation on this machine.
+the kernel's overhead over the raw sweep, and the sweep's two GEMMs alone (no sampling) through
+PyTorch's default float32 GEMM (MKL) and through oneDNN (``pyro_ar.ops.fused_linear``), the
+ceilings of a sweep built on each.
 
     python bench/gibbs_speed.py
 """
@@ -23,6 +24,7 @@ from sklearn.neural_network import BernoulliRBM
 
 from pyro_ar.distributions import RBM
 from pyro_ar.infer import GibbsKernel
+from pyro_ar.ops import BernoulliSampler, fused_linear, onednn_available
 
 
 def sweeps_per_second(step, state, sweeps: int, repeats: int) -> float:
@@ -59,8 +61,11 @@ def main() -> None:
     reference.intercept_visible_ = visible_bias.numpy().astype(np.float32)
     reference.random_state_ = np.random.RandomState(0)
 
+    sampler = BernoulliSampler()
+
     def ours(v):
-        return rbm.gibbs_step(v)[0]
+        # as in RBM.gibbs_chain, GibbsKernel and AIS: one sampler for the whole run
+        return rbm.gibbs_step(v, sampler=sampler)[0]
 
     def plain_torch(v):
         h = torch.bernoulli(torch.sigmoid(v @ weight.T + hidden_bias))
@@ -72,9 +77,14 @@ def main() -> None:
     hidden_state = torch.bernoulli(torch.full((args.chains, args.hidden), 0.5))
 
     def matmuls_only(v):
-        # the two GEMMs of a sweep and nothing else: the floor for any float32 implementation
+        # the two GEMMs of a sweep through torch's default float32 GEMM, nothing else
         torch.addmm(hidden_bias, v, weight.T)
         return torch.addmm(visible_bias, hidden_state, weight)
+
+    def onednn_matmuls_only(v):
+        # the same through oneDNN, with the sigmoid fused: the floor of pyro_ar's sweep
+        fused_linear(v, weight, hidden_bias, "sigmoid")
+        return fused_linear(hidden_state, weight.T, visible_bias, "sigmoid")
 
     rates = {}
     # alternate the contenders so that the machine's drift hits all alike
@@ -88,8 +98,11 @@ def main() -> None:
         rates.setdefault("torch_bernoulli_loop", []).append(
             sweeps_per_second(plain_torch, start, args.sweeps, args.repeats)
         )
-        rates.setdefault("matmuls_only", []).append(
+        rates.setdefault("matmuls_only_mkl", []).append(
             sweeps_per_second(matmuls_only, start, args.sweeps, args.repeats)
+        )
+        rates.setdefault("matmuls_only_onednn", []).append(
+            sweeps_per_second(onednn_matmuls_only, start, args.sweeps, args.repeats)
         )
     rates = {name: max(values) for name, values in rates.items()}
 
@@ -112,6 +125,8 @@ def main() -> None:
             "visible": args.visible,
             "hidden": args.hidden,
             "dtype": "float32",
+            "onednn_available": onednn_available(),
+            "numpy_blas": np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"],
             "sweeps_per_second": rates,
             "speed_ratio_vs_sklearn": ratio,
         },

@@ -7,11 +7,12 @@ Subpackages:
 * :mod:`pyro_ar.infer`: training (maximum likelihood trainer, checkpoints);
 * :mod:`pyro_ar.data`: data loaders (binarized digits, MNIST, Penn Treebank, text);
 * :mod:`pyro_ar.ngram`: count-based n-gram language models (smoothing, ARPA files);
-* :mod:`pyro_ar.diagnostics`: MCMC output as ArviZ ``InferenceData``.
+* :mod:`pyro_ar.diagnostics`: MCMC output as ArviZ ``InferenceData``;
+* :mod:`pyro_ar.ops`: numerical building blocks of the samplers (fused GEMMs, parallel draws).
 """
 
 __version__ = "0.1.0"
 
-from . import data, diagnostics, distributions, infer, ngram, nn
+from . import data, diagnostics, distributions, infer, ngram, nn, ops
 
-__all__ = ["__version__", "data", "diagnostics", "distributions", "infer", "ngram", "nn"]
+__all__ = ["__version__", "data", "diagnostics", "distributions", "infer", "ngram", "nn", "ops"]

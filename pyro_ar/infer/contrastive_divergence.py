@@ -15,6 +15,7 @@ from pyro.poutine.util import site_is_subsample
 from torch import Tensor
 
 from ..distributions.rbm import RBM, _RBMBase
+from ..ops import BernoulliSampler
 from .gibbs import _base_distribution
 
 
@@ -58,6 +59,7 @@ class ContrastiveDivergence(ELBO):
         self.persistent = persistent
         self.num_chains = num_chains
         self.chains: dict[str, Tensor] = {}
+        self.sampler = BernoulliSampler()
 
     def _negatives(self, name: str, rbm: _RBMBase, data: Tensor) -> Tensor:
         with torch.no_grad():
@@ -76,7 +78,7 @@ class ContrastiveDivergence(ELBO):
                 chains = data
             visible = chains.to(rbm.weight.dtype)
             for _ in range(self.steps):
-                visible, _ = rbm.gibbs_step(visible)
+                visible, _ = rbm.gibbs_step(visible, sampler=self.sampler)
             if self.persistent:
                 self.chains[name] = visible
             return visible

@@ -18,6 +18,7 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from ..distributions.rbm import _RBMBase
+from ..ops import BernoulliSampler
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +162,7 @@ class GibbsKernel(MCMCKernel):
     def setup(self, warmup_steps: int, *args, **kwargs) -> None:
         self._args, self._kwargs = args, kwargs
         self._warmup_steps = warmup_steps
+        self._sampler = BernoulliSampler()
         self._step = 0
         self._flips = []
         if self.max_plate_nesting is None:
@@ -319,7 +321,7 @@ class GibbsKernel(MCMCKernel):
     def _block_update(self, state: dict[str, Tensor], name: str) -> Tensor:
         fn = self._trace(state).nodes[name]["fn"]
         rbm = _base_distribution(fn).expand(fn.batch_shape)
-        visible, _ = rbm.gibbs_step(state[name])
+        visible, _ = rbm.gibbs_step(state[name], sampler=self._sampler)
         return self._apply_clamp(name, visible.to(state[name].dtype))
 
     def _element_layout(self, value: Tensor, event_dim: int):

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..distributions.rbm import RBM, _bernoulli
+from ..distributions.rbm import RBM
+from ..ops import BernoulliSampler
 
 
 @dataclass
@@ -96,6 +97,7 @@ class _Annealing:
             if base_bias is None
             else base_bias.to(weight.dtype).to(weight.device).expand(rbm.visible_bias.shape)
         )
+        self.sampler = BernoulliSampler()
         self.log_base_partition = rbm.num_hidden * math.log(2.0) + F.softplus(self.base_bias).sum(
             -1
         )
@@ -111,9 +113,9 @@ class _Annealing:
 
     def transition(self, activation: Tensor, beta: float) -> Tensor:
         """Block Gibbs at inverse temperature ``beta`` from the current visible state."""
-        hidden = _bernoulli(torch.sigmoid(beta * activation))
+        hidden = self.sampler(torch.sigmoid(beta * activation))
         logits = (1 - beta) * self.base_bias + beta * self.rbm.visible_logits(hidden)
-        return _bernoulli(torch.sigmoid(logits))
+        return self.sampler(torch.sigmoid_(logits))
 
 
 def _summarize(log_weights: Tensor, offset: Tensor, sign: float, direction: str):
@@ -190,7 +192,7 @@ def reverse_annealed_importance_sampling(
         visible = initial_visible.to(rbm.weight.dtype).to(rbm.weight.device)
         visible = visible.expand((visible.shape[0],) + tuple(rbm.batch_shape) + (rbm.num_visible,))
         for _ in range(burn_in):
-            visible, _ = rbm.gibbs_step(visible)
+            visible, _ = rbm.gibbs_step(visible, sampler=annealing.sampler)
         log_weights = torch.zeros(
             visible.shape[:-1], dtype=rbm.weight.dtype, device=visible.device
         )

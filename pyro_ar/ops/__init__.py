@@ -1,0 +1,7 @@
+r"""Low-level numerical building blocks shared by the samplers: a oneDNN-backed affine map with
+a fused activation, and parallel Bernoulli draws on CPU."""
+
+from .bernoulli_sampler import BernoulliSampler
+from .fused_linear import fused_linear, onednn_available
+
+__all__ = ["BernoulliSampler", "fused_linear", "onednn_available"]
