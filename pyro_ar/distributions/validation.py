@@ -45,10 +45,16 @@ def check_binary_values(owner: str, value: Tensor) -> None:
     Raises:
         ValueError: naming an offending value and how many there are.
     """
-    if value.is_floating_point() and torch.isnan(value).any():
-        raise ValueError(f"{owner}: value contains NaN; values must be 0 or 1")
-    invalid = (value != 0) & (value != 1)
+    if value.dtype == torch.bool:
+        return
+    # x - x^2 vanishes exactly at 0 and 1, and is NaN for NaN and infinities: one fused pass
+    # (for integers too: x^2 = x modulo 2^k only at 0 and 1)
+    if not torch.addcmul(value, value, value, value=-1).any():
+        return
+    invalid = (value != 0).logical_and_(value != 1)
     if invalid.any():
+        if value.is_floating_point() and torch.isnan(value).any():
+            raise ValueError(f"{owner}: value contains NaN; values must be 0 or 1")
         example = value[invalid].flatten()[0].item()
         raise ValueError(
             f"{owner} is a distribution over binary vectors: values must be 0 or 1, found "
