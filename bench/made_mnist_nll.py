@@ -4,8 +4,13 @@ Targets (issue 3): one hidden layer of 500 and one mask <= 88.5 nats (paper: 88.
 ensemble <= 87.5 nats (paper: 86.64 with 2 hidden layers and 32 masks). Prints the training
 time on this machine.
 
-    python bench/made_mnist_nll.py --hidden 500 --masks 1 --max-minutes 20
-    python bench/made_mnist_nll.py --hidden 500 500 --masks 32 --max-minutes 40
+The recipe that meets the single-mask target: a random (seeded) input ordering, direct
+input-to-output connections, and a fresh binarization of the training images every epoch
+(``--dynamic-binarization``; validation and test keep the fixed binarization of the protocol):
+
+    python bench/made_mnist_nll.py --hidden 500 --masks 1 --ordering random \
+        --direct-connections --dynamic-binarization --epochs 200 --valid-rows 2000 \
+        --max-minutes 40 --threads 1
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import time
 import torch
 from common import RESULTS, default_mnist_dir, write_result
 
-from pyro_ar.data import load_binarized_mnist
+from pyro_ar.data import DynamicBinarization, load_binarized_mnist, load_mnist
 from pyro_ar.infer import TrainingConfig, fit_maximum_likelihood, mean_nll
 from pyro_ar.nn import MADEModule
 
@@ -27,6 +32,15 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, nargs="+", default=[500])
     parser.add_argument("--masks", type=int, default=1)
     parser.add_argument("--order-agnostic", action="store_true")
+    parser.add_argument("--ordering", choices=["natural", "random"], default="natural")
+    parser.add_argument("--direct-connections", action="store_true")
+    parser.add_argument(
+        "--dynamic-binarization",
+        action="store_true",
+        help="binarize the training images afresh every epoch (valid/test stay fixed)",
+    )
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=2000)
     parser.add_argument("--max-minutes", type=float, default=20.0)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -41,22 +55,35 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     data = load_binarized_mnist(args.data_dir, binarization="stochastic", seed=0)
+    train = data.train
+    if args.dynamic_binarization:
+        intensities = load_mnist(args.data_dir)["train_images"].reshape(-1, 784)[:50000] / 255
+        train = DynamicBinarization(intensities, seed=args.seed + 1)
     torch.manual_seed(args.seed)
     module = MADEModule(
         784,
         args.hidden,
         num_masks=args.masks,
         order_agnostic=args.order_agnostic,
+        ordering=None if args.ordering == "natural" else "random",
+        direct_connections=args.direct_connections,
         data=data.train,
         seed=args.seed,
     )
     name = f"mnist_nll_made_{'x'.join(map(str, args.hidden))}_masks{args.masks}"
+    if args.ordering == "random" or args.direct_connections or args.dynamic_binarization:
+        name += "_random" if args.ordering == "random" else ""
+        name += "_direct" if args.direct_connections else ""
+        name += "_dynamic" if args.dynamic_binarization else ""
     config = TrainingConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.lr,
         learning_rate_decay=args.lr_decay,
+        weight_decay=args.weight_decay,
         patience=args.patience,
         seed=args.seed,
         max_seconds=args.max_minutes * 60,
@@ -64,7 +91,7 @@ def main() -> None:
     start = time.perf_counter()
     result = fit_maximum_likelihood(
         module,
-        data.train,
+        train,
         data.valid[: args.valid_rows],
         config,
         checkpoint_path=RESULTS / f"{name}.pt",
@@ -83,6 +110,9 @@ def main() -> None:
             "hidden": args.hidden,
             "masks": args.masks,
             "order_agnostic": args.order_agnostic,
+            "ordering": args.ordering,
+            "direct_connections": args.direct_connections,
+            "dynamic_binarization": args.dynamic_binarization,
             "nll_nats": figures,
             "best_epoch": result.best_epoch,
             "epochs_run": len(result.history),

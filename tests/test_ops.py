@@ -14,7 +14,6 @@ from stats import chi_square_p_value
 from pyro_ar.distributions import RBM
 from pyro_ar.distributions.rbm import binary_states
 from pyro_ar.ops import BernoulliSampler, fused_linear, onednn_available
-from pyro_ar.ops import bernoulli_sampler as sampler_module
 
 
 def reference(x, weight, bias, activation):
@@ -94,21 +93,36 @@ def test_bernoulli_sampler_frequencies(device, dtype):
     assert stats.chi2.sf(wrong, df=len(expected)) < 1e-6
 
 
-def test_bernoulli_sampler_streams_are_independent_and_reproducible():
+def test_bernoulli_sampler_settles_byte_ties_exactly():
+    # p = (L + 1/2) / 256: a sampler that ignored ties would give L/256 or (L+1)/256
+    torch.manual_seed(1)
+    levels = torch.tensor([0, 1, 37, 128, 200, 254, 255], dtype=torch.float64)
+    for dtype in (torch.float32, torch.float64):
+        probs = ((levels + 0.5) / 256).to(dtype)
+        rows = 400_000
+        frequency = BernoulliSampler()(probs.expand(rows, -1)).double().mean(0)
+        p = probs.double()
+        z = (frequency - p) / (p * (1 - p) / rows).sqrt()
+        assert stats.chi2.sf((z**2).sum().item(), df=len(p)) > 1e-3
+        floor_z = (frequency - levels / 256) / (p * (1 - p) / rows).sqrt()
+        assert stats.chi2.sf((floor_z[1:] ** 2).sum().item(), df=len(p) - 1) < 1e-6
+
+
+def test_bernoulli_sampler_draws_are_independent_and_reproducible():
     torch.manual_seed(3)
-    sampler = BernoulliSampler(num_streams=4)
-    draws = sampler(torch.full((4, 40000), 0.5))  # one row per stream
-    assert sampler_module.PARALLEL_THRESHOLD <= draws.numel()
-    for i in range(4):
-        for j in range(i + 1, 4):
-            agreement = (draws[i] == draws[j]).double().mean().item()
-            # independent fair bits agree half the time (sd 0.0025)
-            assert abs(agreement - 0.5) < 0.015
+    sampler = BernoulliSampler()
+    draws = sampler(torch.full((20000, 16), 0.5))
+    # neighbouring entries come from the same 64-bit word: they must still be independent
+    for j in range(15):
+        agreement = (draws[:, j] == draws[:, j + 1]).double().mean().item()
+        assert abs(agreement - 0.5) < 0.015  # sd 0.0035
     torch.manual_seed(3)
-    assert torch.equal(BernoulliSampler(num_streams=4)(torch.full((4, 40000), 0.5)), draws)
-    assert not torch.equal(sampler(torch.full((4, 40000), 0.5)), draws)  # streams move on
-    with pytest.raises(ValueError, match="num_streams"):
-        BernoulliSampler(num_streams=0)
+    assert torch.equal(BernoulliSampler()(torch.full((20000, 16), 0.5)), draws)
+    assert not torch.equal(sampler(torch.full((20000, 16), 0.5)), draws)  # the stream moves on
+    assert BernoulliSampler()(torch.empty(0, 3)).shape == (0, 3)
+    # probabilities that need gradients, and expanded ones, are accepted
+    probs = torch.full((3,), 0.5, requires_grad=True)
+    assert BernoulliSampler()(probs.expand(4, 3)).shape == (4, 3)
 
 
 def test_float32_gibbs_chain_samples_the_rbm():
@@ -124,6 +138,11 @@ def test_float32_gibbs_chain_samples_the_rbm():
     draws = rbm.gibbs_chain((20000,), burn_in=200)[0]
     assert draws.dtype == torch.float32
     assert chi_square_p_value(draws, probs)[0] > 1e-3
+    # several draws from the reused buffers: each is its own state, each follows the model
+    several = rbm.gibbs_chain((20000,), num_draws=3, thinning=1, burn_in=50)
+    assert not torch.equal(several[0], several[1]) and not torch.equal(several[1], several[2])
+    for draw in several:
+        assert chi_square_p_value(draw, probs)[0] > 1e-4
     other = RBM(rbm.weight * 1.3, rbm.visible_bias, rbm.hidden_bias)
     other_probs = other.log_prob(binary_states(6, 0, 64, rbm.weight)).double().exp()
     assert chi_square_p_value(draws, other_probs)[0] < 1e-6

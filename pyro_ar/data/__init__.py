@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from .binarization import binarize_stochastic, binarize_threshold
+from .binarization import DynamicBinarization, binarize_stochastic, binarize_threshold
 from .digits import load_binarized_digits, load_digits_intensities
 from .mnist import (
     MNIST_DIR_VARIABLE,
@@ -52,6 +52,7 @@ __all__ = [
     "Tokenizer",
     "UnknownTokenError",
     "Vocabulary",
+    "DynamicBinarization",
     "binarize_stochastic",
     "binarize_threshold",
     "download_mnist",

@@ -2,7 +2,7 @@ r"""Turning grey-level images into binary vectors."""
 
 from __future__ import annotations
 
-__all__ = ["binarize_stochastic", "binarize_threshold"]
+__all__ = ["DynamicBinarization", "binarize_stochastic", "binarize_threshold"]
 
 import torch
 from torch import Tensor
@@ -45,6 +45,41 @@ def binarize_threshold(intensities: Tensor, threshold: float = 0.5) -> Tensor:
     if not 0 <= threshold < 1:
         raise ValueError(f"threshold must lie in [0, 1), got {threshold}")
     return (intensities > threshold).float()
+
+
+class DynamicBinarization:
+    r"""A fresh stochastic binarization of the same grey-level images for every epoch,
+    :math:`x^{(e)} \sim \text{Bernoulli}(v)`: data augmentation for binary-image models, which
+    otherwise memorize the one binarization they are trained on. Validation and test sets keep
+    their fixed binarization, so figures stay comparable with fixed-binarization results.
+
+    Pass it as the training set of :func:`~pyro_ar.infer.fit_maximum_likelihood`, which calls it
+    with the epoch number (1, 2, ...).
+
+    Arguments:
+        intensities: Grey levels :math:`v \in [0, 1]`, shape ``(N, D)``.
+        seed: Seed of the draws; epoch :math:`e` is reproducible on its own.
+
+    References:
+        | Importance Weighted Autoencoders (Burda, Grosse & Salakhutdinov, 2016), appendix on
+        | dynamically binarized MNIST; https://arxiv.org/abs/1509.00519
+    """
+
+    def __init__(self, intensities: Tensor, seed: int = 0) -> None:
+        _check_unit_interval(intensities)
+        if intensities.dim() != 2:
+            raise ValueError(f"intensities must have shape (N, D), got {tuple(intensities.shape)}")
+        self.intensities = intensities.float()
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.intensities)
+
+    def __call__(self, epoch: int) -> Tensor:
+        """The binarization of epoch ``epoch``, ``float32`` zeros and ones of shape ``(N, D)``."""
+        generator = torch.Generator(device="cpu").manual_seed(self.seed * 1_000_003 + epoch)
+        uniform = torch.rand(self.intensities.shape, generator=generator)
+        return (uniform < self.intensities.cpu()).float()
 
 
 def _check_unit_interval(intensities: Tensor) -> None:

@@ -237,15 +237,31 @@ class _RBMBase(TorchDistribution):
                 visible = self._initial_visible(logits)
             else:
                 visible = initial.to(self.weight.dtype).expand(shape + (self.num_visible,))
-            sampler = BernoulliSampler()
+            sampler, buffers = BernoulliSampler(), []
             for _ in range(burn_in):
-                visible, _ = self.gibbs_step(visible, sampler=sampler)
+                visible = self._buffered_sweep(visible, sampler, buffers)
             draws = []
             for _ in range(num_draws):
                 for _ in range(thinning):
-                    visible, _ = self.gibbs_step(visible, sampler=sampler)
-                draws.append(visible)
+                    visible = self._buffered_sweep(visible, sampler, buffers)
+                draws.append(visible.clone())  # the buffers are overwritten by later sweeps
             return torch.stack(draws)
+
+    def _buffered_sweep(self, visible: Tensor, sampler: BernoulliSampler, buffers: list) -> Tensor:
+        """A block-Gibbs sweep that writes its draws into reused buffers (``buffers`` starts
+        empty and is filled on the first call): a hidden buffer, and two visible buffers used
+        in turn, so a sweep never overwrites the state it reads. Fresh multi-megabyte tensors
+        at every sweep would cost page faults comparable to the sampling itself."""
+        probs = self.hidden_probabilities(visible)
+        if not buffers:
+            visible_shape = probs.shape[:-1] + (self.num_visible,)
+            buffers += [
+                torch.empty(shape, dtype=probs.dtype, device=probs.device)
+                for shape in (probs.shape, visible_shape, visible_shape)
+            ]
+        hidden = sampler(probs, out=buffers[0])
+        out = buffers[1] if visible is not buffers[1] else buffers[2]
+        return self._sample_visible(hidden, sampler, out=out)
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
         r"""Exact samples when the log partition is exact (:math:`h` from its marginal, then
@@ -359,8 +375,10 @@ class RBM(_RBMBase):
             return fused_linear(hidden, self.weight.T, self.visible_bias)
         return (hidden.unsqueeze(-2) @ self.weight).squeeze(-2) + self.visible_bias
 
-    def _sample_visible(self, hidden: Tensor, sampler: BernoulliSampler) -> Tensor:
-        return sampler(self.visible_probabilities(hidden))
+    def _sample_visible(
+        self, hidden: Tensor, sampler: BernoulliSampler, out: Tensor | None = None
+    ) -> Tensor:
+        return sampler(self.visible_probabilities(hidden), out=out)
 
     def visible_probabilities(self, hidden: Tensor) -> Tensor:
         r""":math:`p(v_i = 1 \mid h) = \sigma(b_i + W_{:, i} \cdot h)`; fused on CPU when no
@@ -459,8 +477,10 @@ class GaussianBernoulliRBM(_RBMBase):
     def _initial_visible(self, logits: Tensor) -> Tensor:
         return self.visible_bias + self.visible_scale * torch.randn_like(logits)
 
-    def _sample_visible(self, hidden: Tensor, sampler: BernoulliSampler) -> Tensor:
-        return self.visible_given_hidden(hidden).sample()
+    def _sample_visible(
+        self, hidden: Tensor, sampler: BernoulliSampler, out: Tensor | None = None
+    ) -> Tensor:
+        return self.visible_given_hidden(hidden).sample()  # ``out`` is only a hint
 
     def visible_given_hidden(self, hidden: Tensor) -> dist.Distribution:
         hidden = hidden.to(self.weight.dtype)

@@ -121,7 +121,7 @@ def mean_nll(
 
 def fit_maximum_likelihood(
     module: nn.Module,
-    train: Tensor,
+    train: Tensor | Callable[[int], Tensor],
     valid: Tensor,
     config: TrainingConfig | None = None,
     checkpoint_path: str | os.PathLike | None = None,
@@ -136,14 +136,18 @@ def fit_maximum_likelihood(
     Arguments:
         module: Returns a distribution when called with no argument (``FVSBNModule``,
             ``NADEModule``, ...).
-        train: Training examples, shape ``(N, D)``.
+        train: Training examples, shape ``(N, D)``, or a callable that returns the training
+            examples of epoch ``e`` (1, 2, ...), such as
+            :class:`~pyro_ar.data.DynamicBinarization`.
         valid: Validation examples, shape ``(M, D)``.
         config: Settings; defaults to :class:`TrainingConfig` ().
         checkpoint_path: Optional file for the best checkpoint.
         checkpoint_metadata: Extra plain values stored in the checkpoint.
     """
     config = config or TrainingConfig()
-    if len(train) == 0 or len(valid) == 0:
+    fixed_train = None if callable(train) else train
+    train_of_epoch = train if fixed_train is None else (lambda epoch: fixed_train)
+    if (fixed_train is not None and len(fixed_train) == 0) or len(valid) == 0:
         raise ValueError("training and validation sets must not be empty")
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -157,9 +161,9 @@ def fit_maximum_likelihood(
     history: list[EpochRecord] = []
     start_time = time.perf_counter()
     stop_reason = "epochs"
-    batches_per_epoch = -(-len(train) // config.batch_size)
+    batches_per_epoch = -(-len(train) // config.batch_size) if hasattr(train, "__len__") else 0
     bar = tqdm(
-        total=config.epochs * batches_per_epoch,
+        total=(config.epochs * batches_per_epoch) or None,
         unit="batch",
         desc="training",
         disable=not config.progress,
@@ -167,10 +171,13 @@ def fit_maximum_likelihood(
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.perf_counter()
         module.train()
-        order = torch.randperm(len(train), generator=generator)
+        epoch_train = train_of_epoch(epoch)
+        if len(epoch_train) == 0:
+            raise ValueError(f"the training set of epoch {epoch} is empty")
+        order = torch.randperm(len(epoch_train), generator=generator)
         total, count = 0.0, 0
-        for start in range(0, len(train), config.batch_size):
-            batch = train[order[start : start + config.batch_size]].to(device)
+        for start in range(0, len(epoch_train), config.batch_size):
+            batch = epoch_train[order[start : start + config.batch_size]].to(device)
             loss = -module().log_prob(batch).mean()
             if not torch.isfinite(loss):
                 raise FloatingPointError(

@@ -14,7 +14,7 @@ References:
 
 from __future__ import annotations
 
-__all__ = ["MaskedAutoencoder", "MaskedLinear", "made_degrees"]
+__all__ = ["MaskedAutoencoder", "MaskedLinear", "made_degrees", "masked_linear"]
 
 from collections.abc import Sequence
 
@@ -24,6 +24,85 @@ from torch import Tensor, nn
 
 from ..distributions.autoregressive import check_ordering
 from .context import check_context
+
+#: Masked-weight scratch tensors kept per weight (a weight-sized allocation at every forward pass
+#: costs page faults comparable to the mask product itself).
+_POOL_SIZE = 4
+
+
+def _take(pool: list[Tensor], weight: Tensor) -> Tensor:
+    while pool:
+        scratch = pool.pop()
+        if scratch.shape == weight.shape and scratch.dtype == weight.dtype:
+            if scratch.device == weight.device:
+                return scratch
+    return torch.empty_like(weight, memory_format=torch.contiguous_format)
+
+
+def _give_back(pool: list[Tensor], scratch: Tensor) -> None:
+    if len(pool) < _POOL_SIZE:
+        pool.append(scratch)
+
+
+class _MaskedLinearFunction(torch.autograd.Function):
+    r""":math:`y = x (W \odot M)^\top + b`, whose weight gradient :math:`(g^\top x) \odot M` is
+    masked in place, and whose masked weight lives in a scratch tensor from ``pool`` that goes
+    back to the pool once the backward pass has used it. A scratch tensor overwritten while a
+    graph still needs it (a second backward with ``retain_graph`` after another forward) fails
+    autograd's version check: an error, never a wrong gradient."""
+
+    @staticmethod
+    def forward(ctx, x, weight, mask, bias, pool):
+        masked = torch.mul(weight, mask, out=_take(pool, weight))
+        ctx.save_for_backward(x, masked, mask)
+        ctx.has_bias, ctx.pool = bias is not None, pool
+        return F.linear(x, masked, bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, masked, mask = ctx.saved_tensors
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad @ masked
+        flat_grad = grad.reshape(-1, grad.shape[-1])
+        if ctx.needs_input_grad[1]:
+            grad_weight = (flat_grad.T @ x.reshape(-1, x.shape[-1])).mul_(mask)
+        if ctx.has_bias and ctx.needs_input_grad[3]:
+            grad_bias = flat_grad.sum(0)
+        _give_back(ctx.pool, masked)
+        return grad_x, grad_weight, None, grad_bias, None
+
+
+def masked_linear(
+    x: Tensor,
+    weight: Tensor,
+    mask: Tensor,
+    bias: Tensor | None = None,
+    pool: list[Tensor] | None = None,
+) -> Tensor:
+    r"""The masked affine map :math:`y = x (W \odot M)^\top + b` of MADE.
+
+    Masked weights get exactly zero gradient, and the weights themselves are never modified.
+
+    Arguments:
+        x: Inputs, shape ``(..., in_features)``.
+        weight: :math:`W`, shape ``(out_features, in_features)``.
+        mask: :math:`M`, same shape, 0/1 in the weight's dtype (no gradient).
+        bias: :math:`b`, shape ``(out_features,)``, or ``None``.
+        pool: Scratch tensors for :math:`W \odot M` reused across calls (a layer keeps one);
+            ``None`` allocates each time.
+
+    Returns:
+        Shape ``(..., out_features)``.
+    """
+    pool = [] if pool is None else pool
+    tensors = (x, weight) if bias is None else (x, weight, bias)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return _MaskedLinearFunction.apply(x, weight, mask, bias, pool)
+    masked = torch.mul(weight, mask, out=_take(pool, weight))
+    out = F.linear(x, masked, bias)
+    _give_back(pool, masked)
+    return out
 
 
 class MaskedLinear(nn.Linear):
@@ -42,6 +121,8 @@ class MaskedLinear(nn.Linear):
 
     def __init__(self, in_features: int, out_features: int, mask: Tensor, bias: bool = True):
         super().__init__(in_features, out_features, bias)
+        #: Reused scratch tensors for the masked weight (see :func:`masked_linear`).
+        self.scratch_pool: list[Tensor] = []
         self.register_buffer("mask", torch.empty(out_features, in_features))
         self.set_mask(mask)
 
@@ -55,7 +136,7 @@ class MaskedLinear(nn.Linear):
         self.mask.copy_(mask.to(self.mask.dtype))
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
+        return masked_linear(x, self.weight, self.mask, self.bias, self.scratch_pool)
 
 
 def made_degrees(
@@ -262,6 +343,10 @@ class MaskedAutoencoder(nn.Module):
         self._draw_mask_set(self.current_mask, ordering)
         self.select_mask(self.current_mask)
 
+    def _linear(self, layer: MaskedLinear, mask: Tensor | None, x: Tensor) -> Tensor:
+        mask = layer.mask if mask is None else mask
+        return masked_linear(x, layer.weight, mask, layer.bias, layer.scratch_pool)
+
     def _masked(self, layer: MaskedLinear, mask: Tensor | None) -> Tensor:
         return layer.weight * (layer.mask if mask is None else mask)
 
@@ -324,13 +409,13 @@ class MaskedAutoencoder(nn.Module):
             mask_index: Evaluate with this mask set (default: the selected one).
         """
         masks = self._selected_masks(mask_index)
-        hidden = F.linear(x, self._masked(self.hidden[0], masks[0]), self.hidden[0].bias)
+        hidden = self._linear(self.hidden[0], masks[0], x)
         if check_context("MaskedAutoencoder", context, self.context_features) is not None:
             hidden = hidden + self.context(context)
         hidden = self.activation(hidden)
         for layer, mask in zip(self.hidden[1:], masks[1:-2], strict=True):
-            hidden = self.activation(F.linear(hidden, self._masked(layer, mask), layer.bias))
-        out = F.linear(hidden, self._masked(self.output, masks[-2]), self.output.bias)
+            hidden = self.activation(self._linear(layer, mask, hidden))
+        out = self._linear(self.output, masks[-2], hidden)
         if self.direct is not None:
-            out = out + F.linear(x, self._masked(self.direct, masks[-1]))
+            out = out + self._linear(self.direct, masks[-1], x)
         return out.unflatten(-1, (self.num_dims, self.outputs_per_dim))
