@@ -228,3 +228,52 @@ def test_every_input_but_the_last_reaches_a_hidden_unit(hidden):
     first, last = network.ordering[0], network.ordering[-1]
     assert used_inputs.sum() == 11 and not used_inputs[last]
     assert fed_outputs.sum() == 11 and not fed_outputs[first]
+
+
+def test_masked_linear_gradients_and_scratch_reuse():
+    from pyro_ar.nn.masked import masked_linear
+
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(6, 5, dtype=torch.float64, generator=generator, requires_grad=True)
+    bias = torch.randn(6, dtype=torch.float64, generator=generator, requires_grad=True)
+    masks = [(torch.rand(6, 5, generator=generator) < 0.5).double() for _ in range(2)]
+    x = torch.randn(3, 4, 5, dtype=torch.float64, generator=generator, requires_grad=True)
+    pool: list[torch.Tensor] = []
+    assert torch.autograd.gradcheck(
+        lambda x, w, b: masked_linear(x, w, masks[0], b, pool), (x, weight, bias)
+    )
+
+    # two masks in one graph (a mask ensemble), then a second step reusing the scratch
+    for _ in range(2):
+        weight.grad = bias.grad = x.grad = None
+        total = sum((masked_linear(x, weight, m, bias, pool) ** 2).sum() for m in masks)
+        total.backward()
+        expected = [t.detach().clone().requires_grad_() for t in (x, weight, bias)]
+        reference = sum(
+            ((expected[0] @ (expected[1] * m).T + expected[2]) ** 2).sum() for m in masks
+        )
+        reference.backward()
+        for ours, theirs in zip((x, weight, bias), expected, strict=True):
+            torch.testing.assert_close(ours.grad, theirs.grad)
+        del total
+        assert len(pool) >= 2  # the graph is gone: its scratch tensors came back
+    assert torch.all(weight.grad[(masks[0] + masks[1]) == 0] == 0)
+    scratch_ids = {id(t) for t in pool}
+    masked_linear(x, weight, masks[0], bias, pool).sum().backward()
+    assert {id(t) for t in pool} == scratch_ids  # reused, not reallocated
+
+    # a retained graph keeps its scratch while forward passes go on
+    weight.grad = None
+    out = masked_linear(x, weight, masks[0], bias, pool).sum()
+    out.backward(retain_graph=True)
+    first = weight.grad.clone()
+    for mask in masks:
+        masked_linear(x, weight, mask, bias, pool).sum().backward()
+    weight.grad = None
+    out.backward()
+    torch.testing.assert_close(weight.grad, first)
+    # without gradients the scratch goes straight back
+    with torch.no_grad():
+        torch.testing.assert_close(
+            masked_linear(x, weight, masks[1], bias, pool), x @ (weight * masks[1]).T + bias
+        )

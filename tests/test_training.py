@@ -116,3 +116,30 @@ def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert load_checkpoint(path)[1]["version"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_dynamic_binarization_feeds_a_fresh_training_set_each_epoch(digits):
+    from pyro_ar.data import DynamicBinarization, load_digits_intensities
+
+    intensities = load_digits_intensities()[0][: len(digits.train)]
+    binarize = DynamicBinarization(intensities, seed=3)
+    first, again, second = binarize(1), binarize(1), binarize(2)
+    assert torch.equal(first, again) and not torch.equal(first, second)
+    assert set(first.unique().tolist()) <= {0.0, 1.0} and first.shape == intensities.shape
+    # each pixel is Bernoulli(intensity): the mean over many epochs approaches it
+    mean = torch.stack([binarize(epoch) for epoch in range(1, 201)]).mean(0)
+    assert (mean - intensities).abs().max() < 0.15 and (mean - intensities).abs().mean() < 0.03
+    seen = []
+
+    def recording(epoch):
+        seen.append(epoch)
+        return binarize(epoch)
+
+    module = NADEModule(64, 8, data=digits.train, seed=0)
+    config = TrainingConfig(epochs=3, patience=5, progress=False)
+    result = fit_maximum_likelihood(module, recording, digits.valid, config)
+    assert seen == [1, 2, 3] and len(result.history) == 3
+    with pytest.raises(ValueError, match="intensities"):
+        DynamicBinarization(intensities * 2)
+    with pytest.raises(ValueError, match="epoch 1 is empty"):
+        fit_maximum_likelihood(module, lambda epoch: digits.train[:0], digits.valid, config)

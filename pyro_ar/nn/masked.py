@@ -16,6 +16,7 @@ from __future__ import annotations
 
 __all__ = ["MaskedAutoencoder", "MaskedLinear", "made_degrees", "masked_linear"]
 
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -44,18 +45,24 @@ def _give_back(pool: list[Tensor], scratch: Tensor) -> None:
         pool.append(scratch)
 
 
+class _ScratchLease:
+    """Returns a scratch tensor to its pool when the graph node that holds this lease is freed
+    (so never while a retained graph can still use it)."""
+
+    def __init__(self, pool: list[Tensor], scratch: Tensor) -> None:
+        weakref.finalize(self, _give_back, pool, scratch)
+
+
 class _MaskedLinearFunction(torch.autograd.Function):
     r""":math:`y = x (W \odot M)^\top + b`, whose weight gradient :math:`(g^\top x) \odot M` is
     masked in place, and whose masked weight lives in a scratch tensor from ``pool`` that goes
-    back to the pool once the backward pass has used it. A scratch tensor overwritten while a
-    graph still needs it (a second backward with ``retain_graph`` after another forward) fails
-    autograd's version check: an error, never a wrong gradient."""
+    back to the pool when the graph is freed."""
 
     @staticmethod
     def forward(ctx, x, weight, mask, bias, pool):
         masked = torch.mul(weight, mask, out=_take(pool, weight))
         ctx.save_for_backward(x, masked, mask)
-        ctx.has_bias, ctx.pool = bias is not None, pool
+        ctx.has_bias, ctx.lease = bias is not None, _ScratchLease(pool, masked)
         return F.linear(x, masked, bias)
 
     @staticmethod
@@ -69,7 +76,6 @@ class _MaskedLinearFunction(torch.autograd.Function):
             grad_weight = (flat_grad.T @ x.reshape(-1, x.shape[-1])).mul_(mask)
         if ctx.has_bias and ctx.needs_input_grad[3]:
             grad_bias = flat_grad.sum(0)
-        _give_back(ctx.pool, masked)
         return grad_x, grad_weight, None, grad_bias, None
 
 
