@@ -5,7 +5,7 @@ from torch import nn
 from .fvsbn import FVSBNModule
 from .initialization import marginal_logits
 from .made import MADEModule
-from .masked import MaskedAutoencoder, MaskedLinear, made_degrees
+from .masked import MaskedAutoencoder, MaskedLinear, made_degrees, masked_linear
 from .nade import NADEModule
 from .ordering import random_ordering
 from .rbm import RBMModule
@@ -27,6 +27,7 @@ __all__ = [
     "NADEModule",
     "RBMModule",
     "made_degrees",
+    "masked_linear",
     "marginal_logits",
     "random_ordering",
 ]
