@@ -8,7 +8,7 @@ Subpackages:
 * :mod:`pyro_ar.data`: data loaders (binarized digits, MNIST, Penn Treebank, text);
 * :mod:`pyro_ar.ngram`: count-based n-gram language models (smoothing, ARPA files);
 * :mod:`pyro_ar.diagnostics`: MCMC output as ArviZ ``InferenceData``;
-* :mod:`pyro_ar.ops`: numerical building blocks of the samplers (fused GEMMs, parallel draws).
+* :mod:`pyro_ar.ops`: numerical building blocks of the samplers (fused GEMMs, fast exact draws).
 """
 
 __version__ = "0.1.0"
