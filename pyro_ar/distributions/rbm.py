@@ -81,12 +81,22 @@ class _RBMBase(TorchDistribution):
     # ----------------------------------------------------------------------- conditionals
     def hidden_logits(self, visible: Tensor) -> Tensor:
         r""":math:`c + W v`, shape ``broadcast(visible.shape[:-1], batch_shape) + (H,)``."""
+        return self._hidden_affine(visible)
+
+    def hidden_probabilities(self, visible: Tensor) -> Tensor:
+        r""":math:`p(h_j = 1 \mid v) = \sigma(c_j + W_j \cdot v)`, shape
+        ``broadcast(visible.shape[:-1], batch_shape) + (H,)``; one fused GEMM and sigmoid on
+        CPU when no gradient is needed (:func:`~pyro_ar.ops.fused_linear`)."""
+        return self._hidden_affine(visible, "sigmoid")
+
+    def _hidden_affine(self, visible: Tensor, activation: str | None = None) -> Tensor:
         visible = self._scaled_visible(visible.to(self.weight.dtype))
         if self.weight.dim() == 2 and self.hidden_bias.dim() == 1 and visible.dim() >= 2:
-            return fused_linear(visible, self.weight, self.hidden_bias)  # one GEMM
-        return (visible.unsqueeze(-2) @ self.weight.transpose(-1, -2)).squeeze(
+            return fused_linear(visible, self.weight, self.hidden_bias, activation)  # one GEMM
+        logits = (visible.unsqueeze(-2) @ self.weight.transpose(-1, -2)).squeeze(
             -2
         ) + self.hidden_bias
+        return logits if activation is None else torch.sigmoid(logits)
 
     def hidden_given_visible(self, visible: Tensor) -> dist.Distribution:
         r""":math:`p(h \mid v) = \prod_j \mathrm{Bernoulli}(\sigma(c_j + W_j \cdot v))`."""
@@ -209,15 +219,6 @@ class _RBMBase(TorchDistribution):
         if clamp_mask is not None:
             visible = torch.where(clamp_mask, clamp_values.to(visible.dtype), visible)
         return visible, hidden
-
-    def hidden_probabilities(self, visible: Tensor) -> Tensor:
-        r""":math:`p(h_j = 1 \mid v) = \sigma(c_j + W_j \cdot v)`, shape
-        ``broadcast(visible.shape[:-1], batch_shape) + (H,)``; one fused GEMM and sigmoid on
-        CPU when no gradient is needed (:func:`~pyro_ar.ops.fused_linear`)."""
-        if self.weight.dim() == 2 and self.hidden_bias.dim() == 1 and visible.dim() >= 2:
-            visible = self._scaled_visible(visible.to(self.weight.dtype))
-            return fused_linear(visible, self.weight, self.hidden_bias, "sigmoid")
-        return torch.sigmoid(self.hidden_logits(visible))
 
     def gibbs_chain(
         self,
@@ -370,23 +371,24 @@ class RBM(_RBMBase):
 
     def visible_logits(self, hidden: Tensor) -> Tensor:
         r""":math:`b + W^\top h`."""
+        return self._visible_affine(hidden)
+
+    def visible_probabilities(self, hidden: Tensor) -> Tensor:
+        r""":math:`p(v_i = 1 \mid h) = \sigma(b_i + W_{:, i} \cdot h)`; fused on CPU when no
+        gradient is needed."""
+        return self._visible_affine(hidden, "sigmoid")
+
+    def _visible_affine(self, hidden: Tensor, activation: str | None = None) -> Tensor:
         hidden = hidden.to(self.weight.dtype)
         if self.weight.dim() == 2 and self.visible_bias.dim() == 1 and hidden.dim() >= 2:
-            return fused_linear(hidden, self.weight.T, self.visible_bias)
-        return (hidden.unsqueeze(-2) @ self.weight).squeeze(-2) + self.visible_bias
+            return fused_linear(hidden, self.weight.T, self.visible_bias, activation)
+        logits = (hidden.unsqueeze(-2) @ self.weight).squeeze(-2) + self.visible_bias
+        return logits if activation is None else torch.sigmoid(logits)
 
     def _sample_visible(
         self, hidden: Tensor, sampler: BernoulliSampler, out: Tensor | None = None
     ) -> Tensor:
         return sampler(self.visible_probabilities(hidden), out=out)
-
-    def visible_probabilities(self, hidden: Tensor) -> Tensor:
-        r""":math:`p(v_i = 1 \mid h) = \sigma(b_i + W_{:, i} \cdot h)`; fused on CPU when no
-        gradient is needed."""
-        if self.weight.dim() == 2 and self.visible_bias.dim() == 1 and hidden.dim() >= 2:
-            hidden = hidden.to(self.weight.dtype)
-            return fused_linear(hidden, self.weight.T, self.visible_bias, "sigmoid")
-        return torch.sigmoid(self.visible_logits(hidden))
 
     def visible_given_hidden(self, hidden: Tensor) -> dist.Distribution:
         r""":math:`p(v \mid h) = \prod_i \mathrm{Bernoulli}(\sigma(b_i + W_{:, i} \cdot h))`."""

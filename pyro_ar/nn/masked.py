@@ -141,8 +141,11 @@ class MaskedLinear(nn.Linear):
             )
         self.mask.copy_(mask.to(self.mask.dtype))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return masked_linear(x, self.weight, self.mask, self.bias, self.scratch_pool)
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        r""":math:`x (W \odot M)^\top + b`, with ``mask`` in place of the layer's own mask if
+        given (a mask ensemble evaluates any mask set without selecting it)."""
+        mask = self.mask if mask is None else mask
+        return masked_linear(x, self.weight, mask, self.bias, self.scratch_pool)
 
 
 def made_degrees(
@@ -349,10 +352,6 @@ class MaskedAutoencoder(nn.Module):
         self._draw_mask_set(self.current_mask, ordering)
         self.select_mask(self.current_mask)
 
-    def _linear(self, layer: MaskedLinear, mask: Tensor | None, x: Tensor) -> Tensor:
-        mask = layer.mask if mask is None else mask
-        return masked_linear(x, layer.weight, mask, layer.bias, layer.scratch_pool)
-
     def _masked(self, layer: MaskedLinear, mask: Tensor | None) -> Tensor:
         return layer.weight * (layer.mask if mask is None else mask)
 
@@ -415,13 +414,13 @@ class MaskedAutoencoder(nn.Module):
             mask_index: Evaluate with this mask set (default: the selected one).
         """
         masks = self._selected_masks(mask_index)
-        hidden = self._linear(self.hidden[0], masks[0], x)
+        hidden = self.hidden[0](x, masks[0])
         if check_context("MaskedAutoencoder", context, self.context_features) is not None:
             hidden = hidden + self.context(context)
         hidden = self.activation(hidden)
         for layer, mask in zip(self.hidden[1:], masks[1:-2], strict=True):
-            hidden = self.activation(self._linear(layer, mask, hidden))
-        out = self._linear(self.output, masks[-2], hidden)
+            hidden = self.activation(layer(hidden, mask))
+        out = self.output(hidden, masks[-2])
         if self.direct is not None:
-            out = out + self._linear(self.direct, masks[-1], x)
+            out = out + self.direct(x, masks[-1])
         return out.unflatten(-1, (self.num_dims, self.outputs_per_dim))
