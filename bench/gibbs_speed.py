@@ -125,11 +125,21 @@ def main() -> None:
     def model():
         pyro.sample("image", rbm)
 
-    kernel = GibbsKernel(model, num_vectorized_chains=args.chains)
-    mcmc = MCMC(kernel, num_samples=args.sweeps, warmup_steps=3, disable_progbar=True)
-    begin = time.perf_counter()
-    mcmc.run()
-    rates["pyro_ar_mcmc_kernel"] = (args.sweeps + 3) / (time.perf_counter() - begin)
+    # a short first run pays the one-time costs (Pyro's tracing, imports); then best of two
+    MCMC(
+        GibbsKernel(model, num_vectorized_chains=args.chains),
+        num_samples=3,
+        warmup_steps=1,
+        disable_progbar=True,
+    ).run()
+    mcmc_rates = []
+    for _ in range(2):
+        kernel = GibbsKernel(model, num_vectorized_chains=args.chains)
+        mcmc = MCMC(kernel, num_samples=args.sweeps, warmup_steps=3, disable_progbar=True)
+        begin = time.perf_counter()
+        mcmc.run()
+        mcmc_rates.append((args.sweeps + 3) / (time.perf_counter() - begin))
+    rates["pyro_ar_mcmc_kernel"] = max(mcmc_rates)
 
     ratio = rates["pyro_ar"] / rates["sklearn"]
     for name, rate in rates.items():

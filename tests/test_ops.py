@@ -71,13 +71,17 @@ def test_fused_linear_falls_back_for_gradients_and_other_dtypes():
         fused_linear(x, weight, None, "tanh")
 
 
+BACKENDS = ["compiled", "numpy", "torch"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
-def test_bernoulli_sampler_frequencies(device, dtype):
+def test_bernoulli_sampler_frequencies(device, dtype, backend):
     # float16 takes the torch.rand_like path
     torch.manual_seed(0)
     probs = torch.linspace(0, 1, 41, dtype=dtype, device=device)
     rows = 20000
-    draws = BernoulliSampler()(probs.expand(rows, -1))
+    draws = BernoulliSampler(backend)(probs.expand(rows, -1))
     assert draws.dtype == dtype and draws.device == probs.device
     assert set(draws.unique().tolist()) <= {0.0, 1.0}
     counts = draws.double().sum(0).cpu().numpy()
@@ -93,14 +97,15 @@ def test_bernoulli_sampler_frequencies(device, dtype):
     assert stats.chi2.sf(wrong, df=len(expected)) < 1e-6
 
 
-def test_bernoulli_sampler_settles_byte_ties_exactly():
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
+def test_bernoulli_sampler_settles_byte_ties_exactly(backend):
     # p = (L + 1/2) / 256: a sampler that ignored ties would give L/256 or (L+1)/256
     torch.manual_seed(1)
     levels = torch.tensor([0, 1, 37, 128, 200, 254, 255], dtype=torch.float64)
     for dtype in (torch.float32, torch.float64):
         probs = ((levels + 0.5) / 256).to(dtype)
         rows = 400_000
-        frequency = BernoulliSampler()(probs.expand(rows, -1)).double().mean(0)
+        frequency = BernoulliSampler(backend)(probs.expand(rows, -1)).double().mean(0)
         p = probs.double()
         z = (frequency - p) / (p * (1 - p) / rows).sqrt()
         assert stats.chi2.sf((z**2).sum().item(), df=len(p)) > 1e-3
@@ -108,21 +113,46 @@ def test_bernoulli_sampler_settles_byte_ties_exactly():
         assert stats.chi2.sf((floor_z[1:] ** 2).sum().item(), df=len(p) - 1) < 1e-6
 
 
-def test_bernoulli_sampler_draws_are_independent_and_reproducible():
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
+def test_bernoulli_sampler_draws_are_independent_and_reproducible(backend):
     torch.manual_seed(3)
-    sampler = BernoulliSampler()
+    sampler = BernoulliSampler(backend)
     draws = sampler(torch.full((20000, 16), 0.5))
     # neighbouring entries come from the same 64-bit word: they must still be independent
     for j in range(15):
         agreement = (draws[:, j] == draws[:, j + 1]).double().mean().item()
         assert abs(agreement - 0.5) < 0.015  # sd 0.0035
+    # and so must successive calls (the stream continues, it does not restart)
+    again = sampler(torch.full((20000, 16), 0.5))
+    assert abs((again == draws).double().mean().item() - 0.5) < 0.01
     torch.manual_seed(3)
-    assert torch.equal(BernoulliSampler()(torch.full((20000, 16), 0.5)), draws)
-    assert not torch.equal(sampler(torch.full((20000, 16), 0.5)), draws)  # the stream moves on
-    assert BernoulliSampler()(torch.empty(0, 3)).shape == (0, 3)
-    # probabilities that need gradients, and expanded ones, are accepted
+    assert torch.equal(BernoulliSampler(backend)(torch.full((20000, 16), 0.5)), draws)
+    assert BernoulliSampler(backend)(torch.empty(0, 3)).shape == (0, 3)
+    # probabilities that need gradients, expanded ones, and sizes that are not whole words
     probs = torch.full((3,), 0.5, requires_grad=True)
-    assert BernoulliSampler()(probs.expand(4, 3)).shape == (4, 3)
+    assert BernoulliSampler(backend)(probs.expand(4, 3)).shape == (4, 3)
+    odd = BernoulliSampler(backend)(torch.full((7, 3), 0.5), out=torch.empty(7, 3))
+    assert odd.shape == (7, 3) and set(odd.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_bernoulli_sampler_backends_and_bad_arguments(monkeypatch):
+    from pyro_ar.ops import bernoulli_sampler
+
+    assert BernoulliSampler().backend == "compiled"  # Numba is a dependency
+    with pytest.raises(ValueError, match="backend"):
+        BernoulliSampler("fast")
+    probs = torch.full((4, 3), 0.5)
+    with pytest.raises(ValueError, match="shape"):
+        BernoulliSampler()(probs, out=torch.empty(3, 4))
+    with pytest.raises(ValueError, match="contiguous"):
+        BernoulliSampler()(probs, out=torch.empty(3, 4).T)
+    with pytest.raises(ValueError, match="probs itself"):
+        BernoulliSampler()(probs, out=probs)
+    # without Numba, "auto" falls back to NumPy and "compiled" says what is missing
+    monkeypatch.setattr(bernoulli_sampler, "_compiled_kernels", lambda: None)
+    assert BernoulliSampler().backend == "numpy"
+    with pytest.raises(ImportError, match="Numba"):
+        BernoulliSampler("compiled")
 
 
 def test_float32_gibbs_chain_samples_the_rbm():

@@ -1,0 +1,104 @@
+r"""Compiled (Numba) loops behind :class:`~pyro_ar.ops.BernoulliSampler`.
+
+The byte rule of the sampler (see :mod:`pyro_ar.ops.bernoulli_sampler`) written as three loops
+that LLVM vectorizes, so that a Bernoulli layer costs one pass over the probabilities instead of
+the half-dozen passes of a NumPy or PyTorch formulation:
+
+1. :func:`fill_random_words`: 64-bit random words from SplitMix64 in its counter form,
+   :math:`w_k = \mathrm{mix}(s + (k + 1)\gamma)`, eight random bytes per word;
+2. :func:`compare_bytes`: :math:`x_i = [B_i < L_i]` with :math:`L_i = \min(\lfloor 256 p_i
+   \rfloor, 255)`, and a tie flag :math:`[B_i = L_i]`;
+3. :func:`settle_ties`: for the flagged draws (one in 256), :math:`x_i = [U_i < 256 p_i - L_i]`
+   with a 53-bit uniform :math:`U_i` from a second SplitMix64 stream.
+
+Capping the level at 255 keeps it in a byte and stays exact: for :math:`p = 1`, the tie at
+:math:`B = 255` has :math:`256 p - L = 1 > U`.
+
+This module imports Numba; :mod:`pyro_ar.ops.bernoulli_sampler` imports it only when a sampler
+with the compiled backend is made.
+
+References:
+    | Fast Splittable Pseudorandom Number Generators (Steele, Lea and Flood, OOPSLA 2014),
+    | https://doi.org/10.1145/2714064.2660195
+"""
+
+from __future__ import annotations
+
+__all__ = ["GOLDEN_GAMMA", "compare_bytes", "fill_random_words", "settle_ties"]
+
+import numba
+import numpy as np
+
+# SplitMix64's increment: the odd integer closest to 2^64 / golden ratio
+GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_UNIT_53 = 1.0 / 9007199254740992.0  # 2^-53
+
+
+@numba.njit(cache=True, inline="always")
+def _mix(z: np.uint64) -> np.uint64:
+    """SplitMix64's output function (Stafford's "Mix13" variant of MurmurHash3's finalizer)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+# Explicit signatures: the states stay uint64 whatever integer type the caller passes (an int64
+# state would silently turn the arithmetic into float64), and both dtypes compile on import.
+@numba.njit("uint64(uint64[::1], uint64)", cache=True, boundscheck=False)
+def fill_random_words(words: np.ndarray, state: np.uint64) -> np.uint64:
+    """Writes ``words[k] = mix(state + (k + 1) * gamma)`` (uint64, shape ``(K,)``) and returns
+    the state after the last word, ``state + K * gamma``, to continue the stream from."""
+    for k in range(words.shape[0]):
+        words[k] = _mix(state + np.uint64(k + 1) * GOLDEN_GAMMA)
+    return state + np.uint64(words.shape[0]) * GOLDEN_GAMMA
+
+
+@numba.njit(
+    [
+        f"void({dtype}[::1], uint8[::1], {dtype}[::1], uint8[::1], {dtype})"
+        for dtype in ("float32", "float64")
+    ],
+    cache=True,
+    boundscheck=False,
+)
+def compare_bytes(
+    probs: np.ndarray, random_bytes: np.ndarray, out: np.ndarray, ties: np.ndarray, scale
+) -> None:
+    """``out[i] = [B_i < L_i]`` and ``ties[i] = [B_i = L_i]`` for ``L_i = min(floor(p_i scale),
+    255)``. ``probs`` and ``out``: shape ``(N,)``, one float dtype; ``random_bytes`` and
+    ``ties``: uint8, at least ``N`` long; ``scale``: 256 in the probabilities' dtype (so that
+    the product stays in that dtype, where it is exact)."""
+    for i in range(probs.shape[0]):
+        byte = np.int32(random_bytes[i])
+        level = min(np.int32(probs[i] * scale), np.int32(255))
+        out[i] = byte < level
+        ties[i] = byte == level
+
+
+@numba.njit(
+    [
+        f"uint64({dtype}[::1], uint8[::1], {dtype}[::1], uint64[::1], uint64)"
+        for dtype in ("float32", "float64")
+    ],
+    cache=True,
+    boundscheck=False,
+)
+def settle_ties(
+    probs: np.ndarray,
+    random_bytes: np.ndarray,
+    out: np.ndarray,
+    tie_words: np.ndarray,
+    state: np.uint64,
+) -> np.uint64:
+    """Redraws ``out[i] = [U_i < 256 p_i - B_i]`` where the tie flags, read eight at a time as
+    ``tie_words`` (uint64), are set; returns the advanced state of the uniforms' stream."""
+    for k in range(tie_words.shape[0]):
+        word = tie_words[k]
+        if word != 0:
+            for j in range(8):
+                if (word >> np.uint64(8 * j)) & np.uint64(1):
+                    i = 8 * k + j
+                    state += GOLDEN_GAMMA
+                    uniform = np.float64(_mix(state) >> np.uint64(11)) * _UNIT_53
+                    out[i] = uniform < np.float64(probs[i]) * 256.0 - np.float64(random_bytes[i])
+    return state
