@@ -277,3 +277,118 @@ def test_masked_linear_gradients_and_scratch_reuse():
         torch.testing.assert_close(
             masked_linear(x, weight, masks[1], bias, pool), x @ (weight * masks[1]).T + bias
         )
+
+
+def test_block_plan_covers_every_live_entry_and_skips_the_staircase():
+    from pyro_ar.nn.masked import block_plan, plan_area
+
+    network = MaskedAutoencoder(784, [500])
+    for mask in network.masks(0)[:2]:
+        plan = block_plan(mask)
+        covered = torch.zeros_like(mask, dtype=torch.bool)
+        for start, end, low, high in plan:
+            covered[start:end, low:high] = True
+        assert torch.all(covered[mask != 0])  # nothing live is skipped
+        assert [block[:2] for block in plan] == list(
+            zip([p[0] for p in plan], [p[0] for p in plan[1:]] + [mask.shape[0]], strict=True)
+        )
+        assert 0.5 < plan_area(plan, tuple(mask.shape)) < 0.6  # a staircase: about half
+    assert network.hidden[0].plan_for(network.masks(0)[0]) is not None
+    assert network.output.plan_for(network.output.mask) is not None
+    # a random ordering scatters the live columns: no rectangle to skip, no plan
+    shuffled = MaskedAutoencoder(784, [500], ordering="random")
+    assert shuffled.hidden[0].plan_for(shuffled.hidden[0].mask) is None
+    # a block whose rows have no live entry gets the empty range
+    assert block_plan(torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0]]), 3)[0] == (0, 1, 0, 0)
+    # hidden layers at least D - 1 wide get sorted degrees (a staircase too)
+    wide = MaskedAutoencoder(300, [1000])
+    assert torch.all(wide.hidden_degrees_0[0].diff() >= 0)
+    assert wide.hidden[0].plan_for(wide.hidden[0].mask) is not None
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_blocked_masked_linear_is_exact(with_bias):
+    from pyro_ar.nn.masked import block_plan, masked_linear
+
+    generator = torch.Generator().manual_seed(1)
+    rows, columns = 9, 7
+    # a staircase with empty first rows, and a mask with a hole inside a block
+    staircase = (torch.arange(columns)[None, :] < torch.arange(rows)[:, None] - 2).double()
+    holes = staircase.clone()
+    holes[6, 1] = 0.0
+    weight = torch.randn(rows, columns, dtype=torch.float64, generator=generator)
+    weight.requires_grad_()
+    bias = torch.randn(rows, dtype=torch.float64, generator=generator, requires_grad=True)
+    bias = bias if with_bias else None
+    x = torch.randn(2, 3, columns, dtype=torch.float64, generator=generator, requires_grad=True)
+    for mask in (staircase, holes):
+        plan = block_plan(mask, 4)
+        assert plan[0][2:] == (0, 0)
+        inputs = (x, weight) if bias is None else (x, weight, bias)
+
+        def blocked(*args, mask=mask, plan=plan):
+            return masked_linear(
+                args[0], args[1], mask, None if bias is None else args[2], [], plan
+            )
+
+        assert torch.autograd.gradcheck(blocked, inputs)
+        dense = x @ (weight * mask).T + (0 if bias is None else bias)
+        out = blocked(*inputs)
+        torch.testing.assert_close(out, dense)
+        out.pow(2).sum().backward()
+        assert torch.all(weight.grad[mask == 0] == 0)  # masked weights: exactly zero
+        weight.grad = None
+        with torch.no_grad():
+            torch.testing.assert_close(blocked(*inputs), dense)
+
+
+def test_made_through_the_blocked_path(monkeypatch):
+    # every layer of a small natural-order MADE takes the blocked products
+    from pyro_ar.nn import masked
+
+    monkeypatch.setattr(masked, "BLOCKED_MIN_ENTRIES", 0)
+    network = MaskedAutoencoder(10, [12, 12], direct_connections=True).double()
+    assert all(layer.plan_for(layer.mask) is not None for layer in network.hidden)
+    x = torch.rand(10, dtype=torch.float64)
+    jacobian = torch.autograd.functional.jacobian(lambda v: network(v)[..., 0], x)
+    assert torch.all(jacobian.triu() == 0)  # output d sees inputs before d only
+    assert torch.all(jacobian.diagonal(-1) != 0)
+    states = torch.tensor(list(itertools.product([0.0, 1.0], repeat=10)), dtype=torch.float64)
+    total = BernoulliMADE(network).log_prob(states).logsumexp(0)
+    torch.testing.assert_close(total, torch.tensor(0.0, dtype=torch.float64))
+    # the same numbers as the dense products
+    monkeypatch.setattr(masked, "BLOCKED_MIN_ENTRIES", 10**9)
+    dense = MaskedAutoencoder(10, [12, 12], direct_connections=True).double()
+    dense.load_state_dict(network.state_dict())
+    assert all(layer.plan_for(layer.mask) is None for layer in dense.hidden)
+    torch.testing.assert_close(
+        BernoulliMADE(dense).log_prob(states), BernoulliMADE(network).log_prob(states)
+    )
+
+
+def test_mask_sets_that_come_back_reuse_their_plans(monkeypatch):
+    from pyro_ar.nn import masked
+
+    network = MaskedAutoencoder(300, [300], num_masks=2)
+    for index in range(2):
+        network.select_mask(index)
+    calls = []
+    original = masked.block_plan
+    monkeypatch.setattr(masked, "block_plan", lambda *a: calls.append(1) or original(*a))
+    for _ in range(3):
+        network.next_mask()
+        network(torch.zeros(2, 300))
+    assert calls == []  # cycling mask sets costs no re-planning
+
+
+def test_bernoulli_made_log_prob_agrees_with_the_ordered_path():
+    # the direct sum over dimensions equals the generic path through the ordering
+    from pyro_ar.distributions.autoregressive import BinaryAutoregressive
+
+    network = _network(ordering="random", context_features=2, seed=5)
+    context = torch.randn(4, 1, 2, dtype=torch.float64)
+    distribution = BernoulliMADE(network, context=context)
+    value = (torch.rand(3, 7) < 0.5).double()  # broadcasts against batch shape (4, 1)
+    ours = distribution.log_prob(value)
+    assert ours.shape == (4, 3)
+    torch.testing.assert_close(ours, BinaryAutoregressive.log_prob(distribution, value))

@@ -119,6 +119,23 @@ def mean_nll(
     return total / len(data)
 
 
+def _adam(parameters: list[Tensor], learning_rate: float, weight_decay: float):
+    r"""Adam, fused where PyTorch supports it (CPU from 2.4, CUDA).
+
+    Unfused Adam on CPU takes :math:`\sqrt{v}` through MKL's vector math, which runs about seven
+    times slower on exact zeros, and a masked network's second moments are zero wherever its
+    mask is (python bench/made_speed.py measures both).
+    """
+    if all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in parameters):
+        try:
+            return torch.optim.Adam(
+                parameters, lr=learning_rate, weight_decay=weight_decay, fused=True
+            )
+        except (RuntimeError, ValueError):  # an older PyTorch without fused CPU Adam
+            pass
+    return torch.optim.Adam(parameters, lr=learning_rate, weight_decay=weight_decay)
+
+
 def fit_maximum_likelihood(
     module: nn.Module,
     train: Tensor | Callable[[int], Tensor],
@@ -152,9 +169,7 @@ def fit_maximum_likelihood(
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     device = _device_of(module)
-    optimizer = torch.optim.Adam(
-        module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
+    optimizer = _adam(list(module.parameters()), config.learning_rate, config.weight_decay)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, config.learning_rate_decay)
     best_state = copy.deepcopy(module.state_dict())
     best_valid, best_epoch = mean_nll(module, valid, config.eval_batch_size), 0

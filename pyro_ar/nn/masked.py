@@ -14,7 +14,14 @@ References:
 
 from __future__ import annotations
 
-__all__ = ["MaskedAutoencoder", "MaskedLinear", "made_degrees", "masked_linear"]
+__all__ = [
+    "MaskedAutoencoder",
+    "MaskedLinear",
+    "block_plan",
+    "made_degrees",
+    "masked_linear",
+    "plan_area",
+]
 
 import weakref
 from collections.abc import Sequence
@@ -79,16 +86,126 @@ class _MaskedLinearFunction(torch.autograd.Function):
         return grad_x, grad_weight, None, grad_bias, None
 
 
+#: Row blocks of the block-skipping path, the smallest weight (in entries) it is tried for, and
+#: the largest share of the weight its blocks may cover for it to pay.
+NUM_ROW_BLOCKS = 8
+BLOCKED_MIN_ENTRIES = 65536
+BLOCKED_MAX_AREA = 0.8
+
+#: ``(first row, end row, first column, end column)`` of one block of a :func:`block_plan`.
+Block = tuple[int, int, int, int]
+
+
+def block_plan(mask: Tensor, num_blocks: int = NUM_ROW_BLOCKS) -> list[Block]:
+    r"""Splits the rows of ``mask`` into ``num_blocks`` contiguous chunks and gives each the
+    column range :math:`[c_0, c_1)` outside which its rows are all zero.
+
+    With inputs and units in degree order (the natural ordering and MADE's deterministic hidden
+    degrees), a MADE mask is a staircase, and the chunks cover little more than its live half:
+    :func:`masked_linear` then multiplies only inside the blocks. Chunks without a live entry
+    get the empty range ``(0, 0)``.
+
+    Arguments:
+        mask: Shape ``(out_features, in_features)``; nonzero entries are live.
+        num_blocks: Number of row chunks (fewer if there are fewer rows).
+
+    Returns:
+        ``[(r0, r1, c0, c1), ...]`` covering the rows in order.
+    """
+    rows, columns = mask.shape
+    live = (mask != 0).cpu()
+    has_live = live.any(1)
+    first = torch.where(has_live, live.int().argmax(1), columns)
+    last = torch.where(has_live, columns - 1 - live.flip(1).int().argmax(1), -1)
+    edges = torch.linspace(0, rows, min(num_blocks, rows) + 1).round().long().tolist()
+    plan = []
+    for start, end in zip(edges[:-1], edges[1:], strict=True):
+        if end > start:
+            low, high = int(first[start:end].min()), int(last[start:end].max()) + 1
+            plan.append((start, end, low, high) if high > low else (start, end, 0, 0))
+    return plan
+
+
+def plan_area(plan: list[Block], shape: tuple[int, int]) -> float:
+    """The share of a ``shape`` weight that the blocks of ``plan`` cover."""
+    covered = sum((end - start) * (high - low) for start, end, low, high in plan)
+    return covered / max(shape[0] * shape[1], 1)
+
+
+def _blocked_forward(
+    x: Tensor,
+    weight: Tensor,
+    mask: Tensor,
+    bias: Tensor | None,
+    plan: list[Block],
+    masked: Tensor,
+) -> Tensor:
+    """``x (W * M)^T + b`` block by block; writes the blocks of ``W * M`` into ``masked``."""
+    out = x.new_empty((x.shape[0], weight.shape[0]))
+    for start, end, low, high in plan:
+        columns = out[:, start:end]
+        if high == low:  # rows with no live input: the bias alone
+            if bias is None:
+                columns.zero_()
+            else:
+                columns.copy_(bias[start:end].expand_as(columns))
+            continue
+        block = torch.mul(
+            weight[start:end, low:high], mask[start:end, low:high], out=masked[start:end, low:high]
+        )
+        if bias is None:
+            torch.mm(x[:, low:high], block.T, out=columns)
+        else:
+            torch.addmm(bias[start:end], x[:, low:high], block.T, out=columns)
+    return out
+
+
+class _BlockedMaskedLinearFunction(torch.autograd.Function):
+    r""":math:`y = x (W \odot M)^\top + b` for 2-d ``x``, multiplying only inside the blocks of a
+    :func:`block_plan` of :math:`M` (exact: outside them the mask is zero)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, mask, bias, pool, plan):
+        masked = _take(pool, weight)
+        out = _blocked_forward(x, weight, mask, bias, plan, masked)
+        ctx.save_for_backward(x, masked, mask)
+        ctx.plan, ctx.has_bias = plan, bias is not None
+        ctx.lease = _ScratchLease(pool, masked)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, masked, mask = ctx.saved_tensors
+        grad_x = x.new_zeros(x.shape) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.empty_like(masked) if ctx.needs_input_grad[1] else None
+        for start, end, low, high in ctx.plan:
+            rows = grad[:, start:end]
+            if grad_weight is not None:
+                grad_weight[start:end, :low].zero_()
+                grad_weight[start:end, high:].zero_()
+                if high > low:
+                    block = grad_weight[start:end, low:high]
+                    torch.mm(rows.T, x[:, low:high], out=block).mul_(mask[start:end, low:high])
+            if grad_x is not None and high > low:
+                grad_x[:, low:high].addmm_(rows, masked[start:end, low:high])
+        grad_bias = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[3] else None
+        return grad_x, grad_weight, None, grad_bias, None, None
+
+
 def masked_linear(
     x: Tensor,
     weight: Tensor,
     mask: Tensor,
     bias: Tensor | None = None,
     pool: list[Tensor] | None = None,
+    plan: list[Block] | None = None,
 ) -> Tensor:
     r"""The masked affine map :math:`y = x (W \odot M)^\top + b` of MADE.
 
     Masked weights get exactly zero gradient, and the weights themselves are never modified.
+    Given a :func:`block_plan` of the mask, the products (forward and backward) skip the
+    all-zero rectangles outside its blocks: about 44% of the work of a 784-500-784 MADE with
+    the natural ordering.
 
     Arguments:
         x: Inputs, shape ``(..., in_features)``.
@@ -97,13 +214,25 @@ def masked_linear(
         bias: :math:`b`, shape ``(out_features,)``, or ``None``.
         pool: Scratch tensors for :math:`W \odot M` reused across calls (a layer keeps one);
             ``None`` allocates each time.
+        plan: Blocks of the mask outside which it is zero (:func:`block_plan`), or ``None``
+            for one dense product.
 
     Returns:
         Shape ``(..., out_features)``.
     """
     pool = [] if pool is None else pool
     tensors = (x, weight) if bias is None else (x, weight, bias)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    if plan is not None:
+        flat = x.reshape(-1, x.shape[-1])
+        if needs_grad:
+            out = _BlockedMaskedLinearFunction.apply(flat, weight, mask, bias, pool, plan)
+        else:
+            masked = _take(pool, weight)
+            out = _blocked_forward(flat, weight, mask, bias, plan, masked)
+            _give_back(pool, masked)
+        return out.reshape(*x.shape[:-1], weight.shape[0])
+    if needs_grad:
         return _MaskedLinearFunction.apply(x, weight, mask, bias, pool)
     masked = torch.mul(weight, mask, out=_take(pool, weight))
     out = F.linear(x, masked, bias)
@@ -129,6 +258,8 @@ class MaskedLinear(nn.Linear):
         super().__init__(in_features, out_features, bias)
         #: Reused scratch tensors for the masked weight (see :func:`masked_linear`).
         self.scratch_pool: list[Tensor] = []
+        # block plans per mask tensor: id -> (mask, its version when planned, plan or None)
+        self._plans: dict[int, tuple[Tensor, int, list[Block] | None]] = {}
         self.register_buffer("mask", torch.empty(out_features, in_features))
         self.set_mask(mask)
 
@@ -139,13 +270,34 @@ class MaskedLinear(nn.Linear):
                 f"mask must have shape ({self.out_features}, {self.in_features}), "
                 f"got {tuple(mask.shape)}"
             )
+        plan = self.plan_for(mask)  # cached for a mask set that comes back (mask ensembles)
         self.mask.copy_(mask.to(self.mask.dtype))
+        self._plans[id(self.mask)] = (self.mask, self.mask._version, plan)
+
+    def plan_for(self, mask: Tensor) -> list[Block] | None:
+        """The :func:`block_plan` that :meth:`forward` uses for ``mask``, or ``None`` where
+        blocks would not pay (small layers, or masks without all-zero rectangles, as with
+        random orderings); computed once per mask tensor and version."""
+        if mask.numel() < BLOCKED_MIN_ENTRIES:
+            return None
+        cached = self._plans.get(id(mask))
+        if cached is not None and cached[0] is mask and cached[1] == mask._version:
+            return cached[2]
+        plan = block_plan(mask)
+        if plan_area(plan, tuple(mask.shape)) > BLOCKED_MAX_AREA:
+            plan = None
+        if len(self._plans) >= 64:
+            self._plans = {id(self.mask): self._plans.get(id(self.mask), (self.mask, -1, None))}
+        self._plans[id(mask)] = (mask, mask._version, plan)
+        return plan
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         r""":math:`x (W \odot M)^\top + b`, with ``mask`` in place of the layer's own mask if
         given (a mask ensemble evaluates any mask set without selecting it)."""
         mask = self.mask if mask is None else mask
-        return masked_linear(x, self.weight, mask, self.bias, self.scratch_pool)
+        return masked_linear(
+            x, self.weight, mask, self.bias, self.scratch_pool, self.plan_for(mask)
+        )
 
 
 def made_degrees(
@@ -162,8 +314,9 @@ def made_degrees(
         hidden_features: Sizes of the hidden layers.
         ordering: Permutation of ``range(D)``; input ``d`` gets degree ``rank(d) + 1``.
         random_hidden: Draw hidden degrees uniformly from ``[min degree of the previous layer,
-            D - 1]`` (Germain et al.) instead of spreading them evenly over ``1..D-1`` (cycling
-            through ``1..D-1`` when a layer has at least ``D - 1`` units).
+            D - 1]`` (Germain et al.) instead of spreading them evenly over ``1..D-1`` (each degree
+            ``size // (D - 1)`` or one more times, in ascending order, when a layer has at least
+            ``D - 1`` units).
         generator: Random generator for ``random_hidden``.
 
     Returns:
@@ -176,7 +329,8 @@ def made_degrees(
             low = min(int(degrees[-1].min()), top)
             layer = torch.randint(low, top + 1, (size,), generator=generator)
         elif size >= top:
-            layer = torch.arange(size) % top + 1
+            # sorted, so that the masks are staircases (see block_plan)
+            layer = (torch.arange(size) % top + 1).sort().values
         else:
             # spread evenly over 1..D-1, both ends included: cycling would stop at degree
             # `size`, and inputs ranked after it would reach no hidden unit at all
