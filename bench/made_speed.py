@@ -2,7 +2,8 @@
 training step, side by side with peers measured in the same run.
 
 Targets (issue 3, 2 CPU cores): sampling 100 vectors in <= 0.15 s (incremental first layer);
-a training step within 1.2x of an unmasked 784-500-784 MLP.
+a training step within 1.2x of an unmasked 784-500-784 MLP, timed with PyTorch's default Adam
+and with its fused Adam (pyro_ar's trainer uses the fused one), the same optimizer on both sides.
 
 Peers used the same way (one full network pass per dimension when sampling):
 pyro's ``AutoRegressiveNN`` (which needs hidden >= D, so it gets max(hidden, D) units),
