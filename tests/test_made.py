@@ -392,3 +392,15 @@ def test_bernoulli_made_log_prob_agrees_with_the_ordered_path():
     ours = distribution.log_prob(value)
     assert ours.shape == (4, 3)
     torch.testing.assert_close(ours, BinaryAutoregressive.log_prob(distribution, value))
+
+
+def test_masked_linear_refuses_second_derivatives():
+    from pyro_ar.nn.masked import block_plan, masked_linear
+
+    mask = torch.tril(torch.ones(4, 4, dtype=torch.float64), -1)
+    weight = torch.randn(4, 4, dtype=torch.float64, requires_grad=True)
+    for plan in (None, block_plan(mask, 2)):
+        out = masked_linear(torch.randn(3, 4, dtype=torch.float64), weight, mask, None, [], plan)
+        (grad,) = torch.autograd.grad(out.pow(2).sum(), weight, create_graph=True)
+        with pytest.raises(RuntimeError, match="once_differentiable|double backward"):
+            grad.sum().backward()

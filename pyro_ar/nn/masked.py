@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from ..distributions.autoregressive import check_ordering
 from .context import check_context
@@ -73,6 +74,7 @@ class _MaskedLinearFunction(torch.autograd.Function):
         return F.linear(x, masked, bias)
 
     @staticmethod
+    @once_differentiable  # a second derivative would miss the mask's path: say so
     def backward(ctx, grad):
         x, masked, mask = ctx.saved_tensors
         grad_x = grad_weight = grad_bias = None
@@ -174,6 +176,7 @@ class _BlockedMaskedLinearFunction(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable  # a second derivative would miss the mask's path: say so
     def backward(ctx, grad):
         x, masked, mask = ctx.saved_tensors
         grad_x = x.new_zeros(x.shape) if ctx.needs_input_grad[0] else None
