@@ -90,7 +90,7 @@ class _MaskedLinearFunction(torch.autograd.Function):
 
 #: Row blocks of the block-skipping path, the smallest weight (in entries) it is tried for, and
 #: the largest share of the weight its blocks may cover for it to pay.
-NUM_ROW_BLOCKS = 8
+NUM_ROW_BLOCKS = 4
 BLOCKED_MIN_ENTRIES = 65536
 BLOCKED_MAX_AREA = 0.8
 
@@ -180,16 +180,16 @@ class _BlockedMaskedLinearFunction(torch.autograd.Function):
     def backward(ctx, grad):
         x, masked, mask = ctx.saved_tensors
         grad_x = x.new_zeros(x.shape) if ctx.needs_input_grad[0] else None
-        grad_weight = torch.empty_like(masked) if ctx.needs_input_grad[1] else None
+        # one contiguous fill: zeroing the strips beside each block costs more than it saves
+        grad_weight = torch.zeros_like(masked) if ctx.needs_input_grad[1] else None
         for start, end, low, high in ctx.plan:
+            if high == low:
+                continue
             rows = grad[:, start:end]
             if grad_weight is not None:
-                grad_weight[start:end, :low].zero_()
-                grad_weight[start:end, high:].zero_()
-                if high > low:
-                    block = grad_weight[start:end, low:high]
-                    torch.mm(rows.T, x[:, low:high], out=block).mul_(mask[start:end, low:high])
-            if grad_x is not None and high > low:
+                block = grad_weight[start:end, low:high]
+                torch.mm(rows.T, x[:, low:high], out=block).mul_(mask[start:end, low:high])
+            if grad_x is not None:
                 grad_x[:, low:high].addmm_(rows, masked[start:end, low:high])
         grad_bias = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[3] else None
         return grad_x, grad_weight, None, grad_bias, None, None
