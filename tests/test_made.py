@@ -280,7 +280,7 @@ def test_masked_linear_gradients_and_scratch_reuse():
 
 
 def test_block_plan_covers_every_live_entry_and_skips_the_staircase():
-    from pyro_ar.nn.masked import block_plan, plan_area
+    from pyro_ar.nn import block_plan, plan_area
 
     network = MaskedAutoencoder(784, [500])
     for mask in network.masks(0)[:2]:

@@ -207,8 +207,8 @@ def masked_linear(
 
     Masked weights get exactly zero gradient, and the weights themselves are never modified.
     Given a :func:`block_plan` of the mask, the products (forward and backward) skip the
-    all-zero rectangles outside its blocks: about 44% of the work of a 784-500-784 MADE with
-    the natural ordering.
+    all-zero rectangles outside its blocks: with the default four blocks, 37.5% of the work of
+    a 784-500-784 MADE with the natural ordering.
 
     Arguments:
         x: Inputs, shape ``(..., in_features)``.
@@ -289,8 +289,9 @@ class MaskedLinear(nn.Linear):
         plan = block_plan(mask)
         if plan_area(plan, tuple(mask.shape)) > BLOCKED_MAX_AREA:
             plan = None
-        if len(self._plans) >= 64:
-            self._plans = {id(self.mask): self._plans.get(id(self.mask), (self.mask, -1, None))}
+        if len(self._plans) >= 64:  # forget other masks' plans, keep the layer's own
+            own = self._plans.get(id(self.mask))
+            self._plans = {} if own is None else {id(self.mask): own}
         self._plans[id(mask)] = (mask, mask._version, plan)
         return plan
 

@@ -34,6 +34,11 @@ GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _UNIT_53 = 1.0 / 9007199254740992.0  # 2^-53
 
 
+def _for_each_float(signature: str) -> list[str]:
+    """Numba signatures for float32 and float64 probabilities (``{dtype}`` in ``signature``)."""
+    return [signature.format(dtype=dtype) for dtype in ("float32", "float64")]
+
+
 @numba.njit(cache=True, inline="always")
 def _mix(z: np.uint64) -> np.uint64:
     """SplitMix64's output function (Stafford's "Mix13" variant of MurmurHash3's finalizer)."""
@@ -54,10 +59,7 @@ def fill_random_words(words: np.ndarray, state: np.uint64) -> np.uint64:
 
 
 @numba.njit(
-    [
-        f"void({dtype}[::1], uint8[::1], {dtype}[::1], uint8[::1], {dtype})"
-        for dtype in ("float32", "float64")
-    ],
+    _for_each_float("void({dtype}[::1], uint8[::1], {dtype}[::1], uint8[::1], {dtype})"),
     cache=True,
     boundscheck=False,
 )
@@ -76,10 +78,7 @@ def compare_bytes(
 
 
 @numba.njit(
-    [
-        f"uint64({dtype}[::1], uint8[::1], {dtype}[::1], uint64[::1], uint64)"
-        for dtype in ("float32", "float64")
-    ],
+    _for_each_float("uint64({dtype}[::1], uint8[::1], {dtype}[::1], uint64[::1], uint64)"),
     cache=True,
     boundscheck=False,
 )
