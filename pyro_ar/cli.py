@@ -14,6 +14,7 @@ from __future__ import annotations
 __all__ = ["main"]
 
 import argparse
+import copy
 import json
 import logging
 import sys
@@ -115,15 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@torch.no_grad()
 def _rbm_nll(module: RBMModule, data, args: argparse.Namespace) -> dict:
     """NLL per split: exact log Z for small hidden layers, else the forward/reverse AIS
     bracket (nats; forward AIS gives the lower NLL in expectation)."""
-    rbm = module()
-    rbm = type(rbm)(
-        rbm.weight.detach().double(),
-        rbm.visible_bias.detach().double(),
-        rbm.hidden_bias.detach().double(),
-    )
+    rbm = copy.deepcopy(module).double()()  # float64, with every parameter (visible_scale too)
     if rbm.has_exact_log_partition:
         log_z = {"exact": rbm.log_partition().item()}
     else:

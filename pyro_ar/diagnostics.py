@@ -60,10 +60,15 @@ def to_inference_data(
       chains (``num_vectorized_chains=C``) become ``C`` ArviZ chains per Pyro chain.
     * ``sample_stats``: ``lp`` and ``flip_rate`` when the kernel saves them (``lp__``,
       ``flip_rate__``), ``diverging`` when it reports divergences.
-    * ``observed_data``: the given values, or the model's observed sites.
+
+    The MCMC object is not modified: ``mcmc.get_samples()`` and ``mcmc.summary()`` still see
+    ``lp__`` and ``flip_rate__`` afterwards.
+    * ``observed_data``: the given values, or the model's observed sites (``pyro.factor`` and
+      ``pyro.deterministic`` sites hold no data and are left out).
     * ``log_likelihood``: per observed site and draw, ``log_prob`` of the observed values, only
-      where it is normalized: a site whose distribution cannot give a normalized density (an
-      RBM without a known :math:`\\log Z`) is left out, never filled with an unnormalized one.
+      where it is normalized (never for ``pyro.factor`` terms): a site whose distribution
+      cannot give a normalized density (an RBM without a known :math:`\\log Z`) is left out,
+      never filled with an unnormalized one.
 
     Arguments:
         mcmc: A finished run of ``pyro.infer.MCMC``.
@@ -71,7 +76,8 @@ def to_inference_data(
         sites: Sites to include in ``posterior`` (default: all sampled sites).
         log_likelihood: Compute the ``log_likelihood`` group.
     """
-    samples = mcmc.get_samples(group_by_chain=True)
+    # a copy: MCMC returns its own dict, which summary() and later calls still need
+    samples = dict(mcmc.get_samples(group_by_chain=True))
     kernel = mcmc.kernel
     chains_in_tensor = _vectorized(kernel)
     statistics = {k: samples.pop(k) for k in list(samples) if k in _STATISTICS}
@@ -88,7 +94,7 @@ def to_inference_data(
             value = _chains_first(value, kernel._chain_axis(name))
         array = _to_numpy(value)
         if name in discrete:
-            array = np.rint(array).astype(np.int64)
+            array = (np.rint(array) if array.dtype.kind == "f" else array).astype(np.int64)
         posterior[name] = array
     num_chains, num_draws = next(iter(posterior.values())).shape[:2]
     sample_stats = {}
@@ -96,7 +102,7 @@ def to_inference_data(
         if chains_in_tensor:
             value = _chains_first(value, 0)
         sample_stats[_STATISTICS[key]] = _to_numpy(value).reshape(num_chains, num_draws)
-    divergences = mcmc.diagnostics().get("divergences")
+    divergences = _divergences(mcmc)
     if isinstance(divergences, Mapping) and not chains_in_tensor:
         diverging = np.zeros((num_chains, num_draws), dtype=bool)
         for chain, name in enumerate(sorted(divergences)):
@@ -116,6 +122,28 @@ def to_inference_data(
     )
 
 
+def _divergences(mcmc: MCMC):
+    """The kernel's per-chain divergences from ``mcmc.diagnostics()``, or ``None`` where Pyro
+    cannot compute its diagnostics (its ESS and R-hat fail on integer samples, which
+    :class:`~pyro_ar.infer.GibbsKernel` returns for categorical sites; Gibbs never diverges)."""
+    if any(not value.is_floating_point() for value in mcmc.get_samples().values()):
+        return None
+    return mcmc.diagnostics().get("divergences")
+
+
+def _is_data_site(site) -> bool:
+    """An observed sample site that holds data: not a subsample index, not a ``pyro.factor``
+    (an auxiliary site with no data) and not a ``pyro.deterministic`` value."""
+    infer = site.get("infer") or {}
+    return (
+        site["type"] == "sample"
+        and site["is_observed"]
+        and not site_is_subsample(site)
+        and not infer.get("is_auxiliary", False)
+        and not infer.get("_deterministic", False)
+    )
+
+
 def _observed_and_likelihood(mcmc: MCMC, samples: Mapping, compute_likelihood: bool):
     """Observed values and per-draw log-likelihoods ``(chain, draw, ...)`` of observed sites,
     from the latent ``samples`` as ``get_samples(group_by_chain=True)`` gives them."""
@@ -124,11 +152,7 @@ def _observed_and_likelihood(mcmc: MCMC, samples: Mapping, compute_likelihood: b
     args, kwargs = getattr(mcmc, "_args", ()), getattr(mcmc, "_kwargs", {})
     num_chains, num_draws = next(iter(samples.values())).shape[:2]
     prior = poutine.trace(model).get_trace(*args, **kwargs)
-    observed_names = {
-        name
-        for name, site in prior.nodes.items()
-        if site["type"] == "sample" and site["is_observed"] and not site_is_subsample(site)
-    }
+    observed_names = {name for name, site in prior.nodes.items() if _is_data_site(site)}
     observed: dict[str, np.ndarray] = {}
     values: dict[str, list] = {}
     skipped: set[str] = set()

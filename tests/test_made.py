@@ -193,14 +193,23 @@ def test_made_module_trains_with_cycling_masks_and_evaluates_the_ensemble(tmp_pa
     digits = load_binarized_digits()
     module = MADEModule(64, [64], num_masks=4, order_agnostic=True, data=digits.train)
     module.train()
-    assert isinstance(module(), BernoulliMADE) and module.network.current_mask == 1
+    assert isinstance(module(), BernoulliMADE) and module.network.current_mask == 0
+    module()
+    assert module.network.current_mask == 0  # calling the module changes nothing
+    module.after_optimizer_step()  # the training loop moves to the next mask set
+    assert module.network.current_mask == 1
     module.eval()
-    assert isinstance(module(), MADEEnsemble)
+    module.after_optimizer_step()
+    assert module.network.current_mask == 1 and isinstance(module(), MADEEnsemble)
+
     config = TrainingConfig(epochs=3, progress=False, learning_rate=3e-3)
     result = fit_maximum_likelihood(
         module, digits.train, digits.valid, config, tmp_path / "made.pt"
     )
     assert result.best_valid_nll < 30
+    # the trainer moved to the next mask set after each of its 3 x 15 steps
+    steps = 3 * -(-len(digits.train) // config.batch_size)
+    assert module.network.current_mask == (1 + steps) % 4
     loaded, _ = load_checkpoint(tmp_path / "made.pt")
     assert isinstance(loaded(), MADEEnsemble)
     assert torch.equal(loaded.network.orderings, module.network.orderings)

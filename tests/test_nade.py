@@ -77,15 +77,23 @@ def test_fused_kernel_passes_gradcheck():
     )
 
 
-def test_fused_kernel_refuses_gradients_in_x():
+def test_kernel_gradients_in_x_equal_the_reference():
+    """With x requiring grad the kernel takes its plain-autograd path: same values, and the
+    gradients in x and in every parameter equal the naive reference's."""
     weight, bias, output_weight, _ = _parameters()
-    with pytest.raises(ValueError, match="x"):
-        nade_hidden_logits(
-            torch.zeros(2, 13, dtype=torch.float64, requires_grad=True),
-            weight,
-            bias,
-            output_weight,
-        )
+    x = torch.rand(4, 13, dtype=torch.float64)
+    inputs = [t.clone().requires_grad_() for t in (x, weight, bias, output_weight)]
+    fast = nade_hidden_logits(*inputs, chunk_size=5)
+    reference_inputs = [t.clone().requires_grad_() for t in (x, weight, bias, output_weight)]
+    reference = nade_hidden_logits_reference(*reference_inputs)
+    grad_out = torch.randn_like(fast)
+    assert torch.allclose(fast, reference, atol=1e-10)
+    for ours, theirs in zip(
+        torch.autograd.grad(fast, inputs, grad_out),
+        torch.autograd.grad(reference, reference_inputs, grad_out),
+        strict=True,
+    ):
+        assert torch.allclose(ours, theirs, atol=1e-10)
 
 
 def test_sampler_running_sum_gives_the_parallel_pass_logits(device):

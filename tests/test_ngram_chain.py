@@ -46,7 +46,14 @@ def test_normalized_by_enumeration(model, stop_at_end, temperature, with_prefix,
             [model.vocabulary.encode(["a", "b"]), model.vocabulary.encode(["c", "c"])]
         )
         prefix = prefix.to(device)
-    chain = NGramChain(model, 3, prefix=prefix, stop_at_end=stop_at_end, temperature=temperature)
+    chain = NGramChain(
+        model,
+        3,
+        prefix=prefix,
+        stop_at_end=stop_at_end,
+        temperature=temperature,
+        dtype=torch.float64,
+    )
     rows = support(model, 3, stop_at_end).to(device)
     log_probs = chain.log_prob(rows.unsqueeze(-2) if with_prefix else rows)
     total = torch.logsumexp(log_probs, 0)

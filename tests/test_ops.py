@@ -4,6 +4,8 @@ float32 RBM's Gibbs chain (which takes both fast paths on CPU) still samples its
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -136,7 +138,7 @@ def test_bernoulli_sampler_draws_are_independent_and_reproducible(backend):
 
 
 def test_bernoulli_sampler_backends_and_bad_arguments(monkeypatch):
-    from pyro_ar.ops import bernoulli_sampler
+    import pyro_ar.ops
 
     assert BernoulliSampler().backend == "compiled"  # Numba is a dependency
     with pytest.raises(ValueError, match="backend"):
@@ -148,8 +150,13 @@ def test_bernoulli_sampler_backends_and_bad_arguments(monkeypatch):
         BernoulliSampler()(probs, out=torch.empty(3, 4).T)
     with pytest.raises(ValueError, match="probs itself"):
         BernoulliSampler()(probs, out=probs)
+    buffer = torch.full((13,), 0.5)
+    with pytest.raises(ValueError, match="overlap"):  # a shifted view of the same memory
+        BernoulliSampler()(buffer[:12].view(4, 3), out=buffer[1:].view(4, 3))
     # without Numba, "auto" falls back to NumPy and "compiled" says what is missing
-    monkeypatch.setattr(bernoulli_sampler, "_compiled_kernels", lambda: None)
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba now raises ImportError
+    monkeypatch.delitem(sys.modules, "pyro_ar.ops.bernoulli_kernels")
+    monkeypatch.delattr(pyro_ar.ops, "bernoulli_kernels")
     assert BernoulliSampler().backend == "numpy"
     with pytest.raises(ImportError, match="Numba"):
         BernoulliSampler("compiled")

@@ -163,6 +163,10 @@ class LinearGaussianLatent(TorchDistribution):
         """
         if self._validate_args:
             self._validate_sample(value)
+        value = value.to(self.loc.dtype)
+        # broadcast first: parameters may carry batch dimensions that the value lacks
+        shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
+        value = value.expand(shape + self.event_shape)
         observed = ~torch.isnan(value)
         residual = torch.where(observed, value - self.loc, torch.zeros_like(value))
         if bool(observed.all()):

@@ -86,6 +86,11 @@ class MADEDistribution(TorchDistribution):
         """One dimension's value, drawn from its ``P`` network outputs (shape ``(..., P)``)."""
         raise NotImplementedError
 
+    def _cast(self, value: Tensor) -> Tensor:
+        """``value`` in the network's dtype and on its device (values of real-valued MADEs may
+        arrive in another floating dtype, or as integers)."""
+        return value.to(dtype=self._dtype, device=self._device)
+
     def _network_input(self, value: Tensor) -> Tensor:
         """What the network sees of a value (the value itself unless overridden)."""
         return value
@@ -277,13 +282,14 @@ class GaussianMADE(MADEDistribution):
     def conditional_parameters(self, value: Tensor) -> tuple[Tensor, Tensor]:
         r""":math:`\mu_d(x_{<d})` and :math:`\log \sigma_d(x_{<d})` for all :math:`d`, each of
         shape ``broadcast(value.shape[:-1], batch_shape) + (D,)``."""
-        out = self._network_outputs(value)
+        out = self._network_outputs(self._cast(value))
         return out[..., 0], out[..., 1]
 
     def log_prob(self, value: Tensor) -> Tensor:
         """Exact log-density, shape ``broadcast(value.shape[:-1], batch_shape)``."""
         if self._validate_args:
             self._validate_sample(value)
+        value = self._cast(value)
         mean, log_scale = self.conditional_parameters(value)
         standardized = (value - mean) * torch.exp(-log_scale)
         return (-0.5 * standardized**2 - log_scale - 0.5 * math.log(2 * math.pi)).sum(-1)
@@ -291,6 +297,7 @@ class GaussianMADE(MADEDistribution):
     def inverse(self, value: Tensor) -> Tensor:
         r"""The noise :math:`\epsilon = (x - \mu(x)) / \sigma(x)` that :meth:`transform` maps to
         ``value``: one network pass."""
+        value = self._cast(value)
         mean, log_scale = self.conditional_parameters(value)
         return (value - mean) * torch.exp(-log_scale)
 
@@ -447,12 +454,13 @@ class MixtureOfGaussiansMADE(MADEDistribution):
     def conditional_parameters(self, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         r"""Log mixture weights, means and log-scales of every conditional, each of shape
         ``broadcast(value.shape[:-1], batch_shape) + (D, C)``."""
-        return self._split(self._network_outputs(value))
+        return self._split(self._network_outputs(self._cast(value)))
 
     def log_prob(self, value: Tensor) -> Tensor:
         """Exact log-density, shape ``broadcast(value.shape[:-1], batch_shape)``."""
         if self._validate_args:
             self._validate_sample(value)
+        value = self._cast(value)
         log_weights, means, log_scales = self.conditional_parameters(value)
         standardized = (value.unsqueeze(-1) - means) * torch.exp(-log_scales)
         component = -0.5 * standardized**2 - log_scales - 0.5 * math.log(2 * math.pi)
@@ -552,18 +560,21 @@ class MADEEnsemble(TorchDistribution):
         choice = torch.randint(len(self.components), shape, device=first._device)
         context = _expand_context(self.context, shape)
         with torch.no_grad():
-            for index, component in enumerate(self.components):
+            for index in range(len(self.components)):
                 chosen = choice == index
                 count = int(chosen.sum())
                 if count == 0:
                     continue
                 if context is None:
-                    draws = component.sample((count,))
+                    # without a context every batch member is the same model: draw the chosen
+                    # ones from the unexpanded mask-set model
+                    unbatched = self.component(self.network, None, index, validate_args=False)
+                    draws = unbatched.sample((count,))
                 else:
                     draws = self.component(self.network, context[chosen], index).sample()
                 if out is None:
                     out = draws.new_empty(shape + self.event_shape)
                 out[chosen] = draws
         if out is None:  # a sample shape with no elements
-            out = first.sample(shape)
+            out = first.sample(torch.Size(sample_shape))
         return out

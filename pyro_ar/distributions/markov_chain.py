@@ -124,6 +124,11 @@ class MarkovChain(TorchDistribution):
         if self.end_state is not None:
             scored = through_first_end(value, self.end_state).expand(log_probs.shape)
             log_probs = torch.where(scored, log_probs, torch.zeros((), dtype=log_probs.dtype))
+            # without validation, padding that is not the end state is impossible
+            broken = ~scored & (value != self.end_state)
+            log_probs = torch.where(
+                broken, torch.full((), -torch.inf, dtype=log_probs.dtype), log_probs
+            )
         return log_probs.sum(-1)
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:

@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from .autoregressive import BinaryAutoregressive, shared_across_batch
-from .nade_kernels import DEFAULT_CHUNK_SIZE, nade_hidden_logits
+from .nade_kernels import DEFAULT_CHUNK_SIZE, nade_hidden_logits, nade_hidden_logits_autograd
 
 
 class NADE(BinaryAutoregressive):
@@ -152,11 +152,7 @@ class NADE(BinaryAutoregressive):
         weight, bias, output_weight, output_bias = self._ordered_parameters()
         shared_weight = shared_across_batch(weight, 2)
         shared_output = shared_across_batch(output_weight, 2)
-        if (
-            shared_weight is not None
-            and shared_output is not None
-            and not ordered_value.requires_grad
-        ):
+        if shared_weight is not None and shared_output is not None:
             shape = ordered_value.shape[:-1]
             flat = ordered_value.reshape(-1, self.num_dims)
             flat_bias = bias if bias.dim() == 1 else bias.expand(shape + bias.shape[-1:])
@@ -165,26 +161,10 @@ class NADE(BinaryAutoregressive):
                 flat, shared_weight, flat_bias, shared_output, self.chunk_size
             )
             return logits.reshape(ordered_value.shape) + output_bias
-        return self._broadcast_logits(ordered_value, weight, bias, output_weight, output_bias)
-
-    def _broadcast_logits(
-        self, x: Tensor, weight: Tensor, bias: Tensor, output_weight: Tensor, output_bias: Tensor
-    ) -> Tensor:
-        """The chunked pass with autograd and full broadcasting (batched weights, grad in x)."""
-        running = bias
-        pieces = []
-        for start in range(0, self.num_dims, self.chunk_size):
-            stop = min(start + self.chunk_size, self.num_dims)
-            x_chunk = x[..., start:stop]
-            size = stop - start
-            lower = torch.ones(size, size, dtype=x.dtype, device=x.device).tril(-1)
-            weight_chunk = weight[..., start:stop].transpose(-1, -2)  # (..., C, H)
-            # prefix[..., k, :] = sum_{j<k} x_j W[:, j] inside the chunk
-            prefix = (x_chunk.unsqueeze(-2) * lower) @ weight_chunk
-            hidden = torch.sigmoid(running.unsqueeze(-2) + prefix)
-            pieces.append((hidden * output_weight[..., start:stop, :]).sum(-1))
-            running = running + (x_chunk.unsqueeze(-2) @ weight_chunk).squeeze(-2)
-        return torch.cat(pieces, dim=-1) + output_bias
+        logits = nade_hidden_logits_autograd(
+            ordered_value, weight, bias, output_weight, self.chunk_size
+        )
+        return logits + output_bias
 
     def _sampling_start(self, shape: torch.Size) -> dict[str, Tensor]:
         weight, bias, output_weight, output_bias = self._ordered_parameters()

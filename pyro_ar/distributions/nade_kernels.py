@@ -18,10 +18,17 @@ References:
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "nade_hidden_logits", "nade_hidden_logits_reference"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "nade_hidden_logits",
+    "nade_hidden_logits_autograd",
+    "nade_hidden_logits_reference",
+]
 
 import torch
 from torch import Tensor
+
+from ..ops.provenance import attach_provenance, split_provenance
 
 #: Dimensions per chunk: the within-chunk prefix sums cost :math:`C` times more multiply-adds
 #: than the running sum, but run as one matrix product; 16 to 32 balances the two on CPUs.
@@ -133,7 +140,10 @@ def nade_hidden_logits(
     r"""The logits :math:`V_d \cdot \sigma(a_d)` of all dimensions, without the output bias.
 
     Chunked running sum, :math:`O(DH)` memory traffic per example and no stored activations
-    (the backward pass recomputes them). Gradients flow to the parameters, not to ``x``.
+    (the backward pass recomputes them). Gradients flow to the parameters; where they must also
+    flow to ``x``, and under :func:`torch.compile`, the plain-autograd
+    :func:`nade_hidden_logits_autograd` runs instead (same numbers). Pyro's provenance passes
+    through (:mod:`pyro_ar.ops.provenance`).
 
     Arguments:
         x: Inputs in the model's ordering, shape ``(N, D)``.
@@ -145,15 +155,57 @@ def nade_hidden_logits(
     Returns:
         Shape ``(N, D)``.
     """
-    if x.requires_grad:
-        raise ValueError("nade_hidden_logits does not differentiate with respect to x")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    if x.requires_grad or torch.compiler.is_compiling():
+        return nade_hidden_logits_autograd(x, input_weight, hidden_bias, output_weight, chunk_size)
+    tensors, provenance = split_provenance(x, input_weight, hidden_bias, output_weight)
+    x, input_weight, hidden_bias, output_weight = tensors
     bias = hidden_bias if hidden_bias.dim() == 2 else hidden_bias.unsqueeze(0)
     parameters = (input_weight, bias, output_weight)
     if torch.is_grad_enabled() and any(p.requires_grad for p in parameters):
-        return _ChunkedNADE.apply(x, input_weight, bias, output_weight, int(chunk_size))
-    return _forward_pass(x, input_weight, bias, output_weight, int(chunk_size), False)[0].T
+        out = _ChunkedNADE.apply(x, input_weight, bias, output_weight, int(chunk_size))
+    else:
+        out = _forward_pass(x, input_weight, bias, output_weight, int(chunk_size), False)[0].T
+    return attach_provenance(out, provenance)
+
+
+def nade_hidden_logits_autograd(
+    x: Tensor,
+    input_weight: Tensor,
+    hidden_bias: Tensor,
+    output_weight: Tensor,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> Tensor:
+    r"""The same logits as :func:`nade_hidden_logits` in plain, broadcasting PyTorch: chunks of
+    :math:`C` dimensions whose prefix sums are one masked matrix product, left to autograd
+    (gradients reach ``x`` too; it stores the ``(..., C, H)`` activations of every chunk).
+
+    Arguments:
+        x: Inputs in the model's ordering, shape ``(..., D)``.
+        input_weight: :math:`W`, shape ``(..., H, D)``.
+        hidden_bias: :math:`b`, shape ``(..., H)``.
+        output_weight: :math:`V`, shape ``(..., D, H)``.
+        chunk_size: Dimensions per chunk.
+
+    Returns:
+        Shape ``broadcast of the batch dimensions + (D,)``.
+    """
+    num_dims = x.shape[-1]
+    running = hidden_bias
+    pieces = []
+    for start in range(0, num_dims, chunk_size):
+        stop = min(start + chunk_size, num_dims)
+        x_chunk = x[..., start:stop]
+        size = stop - start
+        lower = torch.ones(size, size, dtype=x.dtype, device=x.device).tril(-1)
+        weight_chunk = input_weight[..., start:stop].transpose(-1, -2)  # (..., C, H)
+        # prefix[..., k, :] = sum_{j<k} x_j W[:, j] inside the chunk
+        prefix = (x_chunk.unsqueeze(-2) * lower) @ weight_chunk
+        hidden = torch.sigmoid(running.unsqueeze(-2) + prefix)
+        pieces.append((hidden * output_weight[..., start:stop, :]).sum(-1))
+        running = running + (x_chunk.unsqueeze(-2) @ weight_chunk).squeeze(-2)
+    return torch.cat(pieces, dim=-1)
 
 
 def nade_hidden_logits_reference(

@@ -39,6 +39,12 @@ class NGramChain(TorchDistribution):
         prefix: ``long`` tensor of given words (no ``<s>``), or ``None``.
         stop_at_end: Treat ``</s>`` as the end of the sequence (default) or as a word.
         temperature: :math:`\tau > 0`.
+        dtype: The floating dtype of :meth:`log_prob` (default: PyTorch's default dtype, as for
+            every distribution without floating parameters; the tables are float64 and the
+            sums are taken in float64 before the cast).
+        validate_args: Whether to validate values. Without validation a value outside the
+            support (a ``<s>`` token, padding after ``</s>`` that is not ``</s>``) has
+            log-probability :math:`-\infty`.
 
     Shapes: ``batch_shape = prefix.shape[:-1]`` (or ``()``), ``event_shape = (L,)``.
     """
@@ -53,6 +59,7 @@ class NGramChain(TorchDistribution):
         prefix: Tensor | None = None,
         stop_at_end: bool = True,
         temperature: float = 1.0,
+        dtype: torch.dtype | None = None,
         validate_args: bool | None = None,
     ):
         if not isinstance(model, NGramModel):
@@ -75,6 +82,9 @@ class NGramChain(TorchDistribution):
         self.prefix = prefix.long()
         self.stop_at_end = stop_at_end
         self.temperature = float(temperature)
+        self.dtype = torch.get_default_dtype() if dtype is None else dtype
+        if not self.dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating dtype, got {self.dtype}")
         super().__init__(prefix.shape[:-1], torch.Size([length]), validate_args=validate_args)
 
     @constraints.dependent_property(is_discrete=True, event_dim=1)
@@ -91,6 +101,7 @@ class NGramChain(TorchDistribution):
         new.prefix = self.prefix.expand(batch_shape + self.prefix.shape[-1:])
         new.stop_at_end = self.stop_at_end
         new.temperature = self.temperature
+        new.dtype = self.dtype
         super(NGramChain, new).__init__(batch_shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
@@ -118,19 +129,26 @@ class NGramChain(TorchDistribution):
         return through_first_end(value, self.model.vocabulary.end_id)
 
     def token_log_probs(self, value: Tensor) -> Tensor:
-        r"""Per-position :math:`\log p_\tau(x_t \mid \dots)` (0 at padding), shape
+        r"""Per-position :math:`\log p_\tau(x_t \mid \dots)` (0 at padding, :math:`-\infty`
+        at a ``<s>`` or at padding that is not ``</s>``), in float64, shape
         ``broadcast(value.shape[:-1], batch_shape) + (L,)``."""
         value = value.long()
         scores = self.model.sequence_log_probs(value, self.prefix)
         if self.temperature != 1.0:
             scores = scores / self.temperature - self._tempered_normalizers(value)
         counted = self._counted(value).expand(scores.shape)
-        return torch.where(counted, scores, torch.zeros((), dtype=scores.dtype))
+        scores = torch.where(counted, scores, torch.zeros((), dtype=scores.dtype))
+        impossible = value == self.model.vocabulary.begin_id
+        if self.stop_at_end:
+            impossible = impossible | (~counted & (value != self.model.vocabulary.end_id))
+        return torch.where(impossible, torch.full((), -torch.inf, dtype=scores.dtype), scores)
 
     def log_prob(self, value: Tensor) -> Tensor:
+        r""":math:`\log p(x_{1:L})` in natural log, in :attr:`dtype`, shape
+        ``broadcast(value.shape[:-1], batch_shape)``."""
         if self._validate_args:
             self._validate_sample(value)
-        return self.token_log_probs(value).sum(-1)
+        return self.token_log_probs(value).sum(-1).to(self.dtype)
 
     def _tempered_normalizers(self, value: Tensor) -> Tensor:
         r""":math:`\log \sum_w p(w \mid h_t)^{1/\tau}` for every position's history."""
@@ -213,7 +231,7 @@ class NGramChain(TorchDistribution):
         Keeps the ``beam_size`` best partial sequences per batch element; a finished sentence
         (stop mode) is extended only by ``</s>`` padding at no cost. Returns sequences
         ``batch_shape + (beam_size, L)`` and their log-probabilities ``batch_shape +
-        (beam_size,)``, best first."""
+        (beam_size,)`` (in :attr:`dtype`), best first."""
         if beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, got {beam_size}")
         with torch.no_grad():
@@ -243,4 +261,4 @@ class NGramChain(TorchDistribution):
                 finished = finished[parent] | (token == end) if self.stop_at_end else finished
                 contexts = self._advance([c[parent] for c in contexts], token)
             sequences = history.reshape(shape + (beam_size, self.length))
-            return sequences, scores.reshape(shape + (beam_size,))
+            return sequences, scores.reshape(shape + (beam_size,)).to(self.dtype)

@@ -47,7 +47,10 @@ class _RBMBase(TorchDistribution):
     arg_constraints: dict = {}
     has_enumerate_support = False
 
-    def __init__(self, weight, visible_bias, hidden_bias, log_partition, validate_args):
+    def __init__(self, weight, visible_bias, hidden_bias, log_partition, burn_in, validate_args):
+        if isinstance(burn_in, bool) or not isinstance(burn_in, int) or burn_in < 0:
+            raise ValueError(f"burn_in must be a non-negative integer, got {burn_in!r}")
+        self.burn_in = burn_in
         for name, value in (
             ("weight", weight),
             ("visible_bias", visible_bias),
@@ -194,6 +197,7 @@ class _RBMBase(TorchDistribution):
             self.hidden_bias,
         )
         new.num_visible, new.num_hidden = self.num_visible, self.num_hidden
+        new.burn_in = self.burn_in
         new._log_partition = (
             None if self._log_partition is None else self._log_partition.expand(batch_shape)
         )
@@ -268,15 +272,13 @@ class _RBMBase(TorchDistribution):
         r"""Exact samples when the log partition is exact (:math:`h` from its marginal, then
         :math:`v \sim p(v \mid h)`; or :math:`v` directly when the visible layer is the one
         enumerated); otherwise the last state
-        of independent block-Gibbs chains after ``burn_in`` sweeps (set on the instance,
-        default 1000)."""
+        of independent block-Gibbs chains after ``burn_in`` sweeps (a constructor argument,
+        default 1000, kept by :meth:`expand`)."""
         shape = torch.Size(sample_shape) + self.batch_shape
         with torch.no_grad():
             if self.has_exact_log_partition:
                 return self._exact_sample(shape)
             return self.gibbs_chain(sample_shape, burn_in=self.burn_in)[0]
-
-    burn_in: int = 1000
 
     def _exact_sample(self, shape: torch.Size) -> Tensor:
         return self.visible_given_hidden(self._exact_hidden_sample(shape)).sample()
@@ -312,6 +314,9 @@ class RBM(_RBMBase):
         visible_bias: :math:`b`, shape ``(..., D)``.
         hidden_bias: :math:`c`, shape ``(..., H)``.
         log_partition: A known :math:`\log Z` (shape broadcastable to ``batch_shape``).
+        burn_in: Block-Gibbs sweeps before :meth:`sample` returns, when sampling cannot be
+            exact (more than :data:`EXACT_LOG_PARTITION_MAX_UNITS` units in both layers).
+        validate_args: Whether to validate values.
 
     References:
         P. Smolensky. *Information processing in dynamical systems: foundations of harmony
@@ -328,9 +333,10 @@ class RBM(_RBMBase):
         visible_bias: Tensor,
         hidden_bias: Tensor,
         log_partition: Tensor | float | None = None,
+        burn_in: int = 1000,
         validate_args: bool | None = None,
     ):
-        super().__init__(weight, visible_bias, hidden_bias, log_partition, validate_args)
+        super().__init__(weight, visible_bias, hidden_bias, log_partition, burn_in, validate_args)
 
     def expand(self, batch_shape, _instance=None) -> RBM:
         new = self._get_checked_instance(RBM, _instance)
@@ -437,6 +443,7 @@ class GaussianBernoulliRBM(_RBMBase):
         weight, visible_bias, hidden_bias: As in :class:`RBM`.
         visible_scale: :math:`\sigma` (``(..., D)`` or a scalar; default 1: unit variances).
             Pass a learned positive tensor for learned variances.
+        log_partition, burn_in, validate_args: As in :class:`RBM`.
 
     References:
         G. E. Hinton, R. Salakhutdinov. *Reducing the dimensionality of data with neural
@@ -453,13 +460,14 @@ class GaussianBernoulliRBM(_RBMBase):
         hidden_bias: Tensor,
         visible_scale: Tensor | float = 1.0,
         log_partition: Tensor | float | None = None,
+        burn_in: int = 1000,
         validate_args: bool | None = None,
     ):
         visible_scale = torch.as_tensor(visible_scale, dtype=weight.dtype, device=weight.device)
         if not bool((visible_scale > 0).all()):
             raise ValueError("visible_scale must be positive")
         self.visible_scale = visible_scale.expand(visible_bias.shape)
-        super().__init__(weight, visible_bias, hidden_bias, log_partition, validate_args)
+        super().__init__(weight, visible_bias, hidden_bias, log_partition, burn_in, validate_args)
 
     def expand(self, batch_shape, _instance=None) -> GaussianBernoulliRBM:
         new = self._get_checked_instance(GaussianBernoulliRBM, _instance)

@@ -102,6 +102,19 @@ def initial_values(fit_distribution) -> dict[str, Tensor]:
     }
 
 
+def _left_of_rows(value: Tensor, event_dim: int) -> Tensor:
+    """A global site's value with its batch dimensions left of the ``rows`` plate (dim -1).
+
+    Vectorized draws of a global site arrive with a singleton at dim -1 (``(P, 1) + event``),
+    except from ``Predictive(parallel=True)`` (which ``arviz.from_pyro`` uses for the
+    log-likelihood): it reshapes each draw to ``(P,) + event``, one dimension short when the
+    event is not empty, and the draws would then collide with the rows.
+    """
+    if value.dim() > event_dim and value.shape[value.dim() - event_dim - 1] != 1:
+        value = value.unsqueeze(value.dim() - event_dim)
+    return value
+
+
 def bayesian_linear_gaussian_model(
     data: Tensor | None,
     latent_dim: int,
@@ -145,14 +158,15 @@ def bayesian_linear_gaussian_model(
         "loadings_diagonal",
         dist.LogNormal(zero + math.log(loading_scale), 1.0).expand([latent_dim]).to_event(1),
     )
+    loc, lower, diagonal = (_left_of_rows(value, 1) for value in (loc, lower, diagonal))
     weight = assemble_loadings(lower, diagonal, num_dims)
     if isotropic:
         noise_scale = pyro.sample("noise_scale", dist.HalfNormal(zero + 1.0))
-        likelihood = PPCA(loc, weight, noise_scale)
+        likelihood = PPCA(loc, weight, _left_of_rows(noise_scale, 0))
     else:
         noise_scale = pyro.sample(
             "noise_scale", dist.HalfNormal(zero + 1.0).expand([num_dims]).to_event(1)
         )
-        likelihood = FactorAnalysis(loc, weight, noise_scale)
+        likelihood = FactorAnalysis(loc, weight, _left_of_rows(noise_scale, 1))
     with pyro.plate("rows", num_rows):
         return pyro.sample("x", likelihood, obs=data)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pyro.poutine as poutine
 import torch
 import torch.nn.functional as F
+from pyro.distributions.util import scale_and_mask
 from pyro.infer import ELBO
 from pyro.poutine.util import site_is_subsample
 from torch import Tensor
@@ -28,10 +29,12 @@ class ContrastiveDivergence(ELBO):
     block-Gibbs sweeps started at the data, persistent CD (Tieleman 2008) by sweeps continued from
     the previous step's chains. The surrogate whose gradient this is,
 
-    .. math:: L = s \Big[\sum_n F(v_n) - \frac{N}{M} \sum_m F(\tilde v_m)\Big]
+    .. math:: L = s \Big[\sum_n m_n F(v_n) - \frac{\sum_n m_n}{M} \sum_m F(\tilde v_m)\Big]
               \quad (\tilde v \text{ held fixed}),
 
-    with the site's subsampling scale :math:`s`, is added to the usual ELBO terms
+    with the site's subsampling scale :math:`s` and its ``poutine.mask`` :math:`m_n \in \{0,
+    1\}` (with one chain per row, as in CD-k, the negative term is :math:`\sum_n m_n
+    F(\tilde v_n)`), is added to the usual ELBO terms
     (:math:`-\log p` of the model's other sites, :math:`\log q` of the guide's), so priors on
     other sites, ``pyro.module``/``pyro.param`` parameters, Pyro optimizers (momentum, weight
     decay) and learning-rate schedulers all apply: ``SVI(model, guide, optim,
@@ -94,24 +97,34 @@ class ContrastiveDivergence(ELBO):
             if site["type"] != "sample" or site_is_subsample(site):
                 continue
             base = _base_distribution(site["fn"])
-            scale = site["scale"]
             if site["is_observed"] and isinstance(base, _RBMBase):
                 found = True
-                data = site["value"]
-                negatives = self._negatives(name, base, data)
-                positive = base.free_energy(data).sum()
-                rows = data.reshape(-1, data.shape[-1]).shape[0]
-                negative = base.free_energy(negatives)
-                negative = negative.sum() * rows / negative.numel()
-                total = total + scale * (positive - negative)
+                total = total + self._free_energy_gap(name, site, base)
             else:
-                total = total - site["fn"].log_prob(site["value"]).sum() * scale
+                total = total - _scaled_log_prob(site)
         if not found:
             raise ValueError("ContrastiveDivergence found no observed RBM site in the model")
         for site in guide_trace.nodes.values():
             if site["type"] == "sample" and not site_is_subsample(site):
-                total = total + site["fn"].log_prob(site["value"]).sum() * site["scale"]
+                total = total + _scaled_log_prob(site)
         return total
+
+    def _free_energy_gap(self, name: str, site: dict, rbm: _RBMBase) -> Tensor:
+        r""":math:`s [\sum_n m_n F(v_n) - \sum_n m_n F(\tilde v_n)]` for an observed RBM site
+        with rows :math:`v_n`, mask :math:`m_n` (``poutine.mask``) and scale :math:`s`; shared
+        persistent chains count as :math:`\bar F(\tilde v) \sum_n m_n`, their mean times the
+        number of rows the mask keeps. A row that is masked out adds nothing, as in
+        ``Trace_ELBO``."""
+        data = site["value"]
+        negatives = self._negatives(name, rbm, data)
+        free_energy = rbm.free_energy(data)
+        kept = _mask_weights(site["mask"], free_energy)
+        negative_free_energy = rbm.free_energy(negatives)
+        if negative_free_energy.shape == free_energy.shape:  # a chain per row
+            negative = (kept * negative_free_energy).sum()
+        else:
+            negative = negative_free_energy.mean() * kept.sum()
+        return site["scale"] * ((kept * free_energy).sum() - negative)
 
     def _get_trace(self, model, guide, args, kwargs):
         raise NotImplementedError("ContrastiveDivergence does not sample particles")
@@ -127,6 +140,23 @@ class ContrastiveDivergence(ELBO):
         if surrogate.requires_grad:
             surrogate.backward()
         return float(surrogate.detach())
+
+
+def _mask_weights(mask, like: Tensor) -> Tensor:
+    """A site's ``mask`` (``None``, a bool or a bool tensor) as 0/1 weights of ``like``'s shape,
+    dtype and device."""
+    if mask is None or mask is True:
+        return torch.ones_like(like)
+    if mask is False:
+        return torch.zeros_like(like)
+    return torch.as_tensor(mask, device=like.device).expand(like.shape).to(like.dtype)
+
+
+def _scaled_log_prob(site: dict) -> Tensor:
+    """A site's ``log_prob`` summed with its scale and mask applied exactly as Pyro's ELBOs do
+    (``scale_and_mask``: a masked-out term is zero, even where it is not finite)."""
+    log_prob = site["fn"].log_prob(site["value"])
+    return scale_and_mask(log_prob, site["scale"], site["mask"]).sum()
 
 
 def pseudo_likelihood(rbm: RBM, visible: Tensor) -> Tensor:

@@ -16,6 +16,7 @@ from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 from torch import Tensor
 from torch.distributions import constraints
+from torch.distributions.transforms import Transform
 
 from ..distributions.rbm import _RBMBase
 from ..ops import BernoulliSampler
@@ -59,10 +60,36 @@ def _site_log_density(site) -> Tensor:
     else:
         density = fn.log_prob(value)
     mask = site.get("mask")
-    if mask is not None and mask is not True:
-        density = density * mask if mask is not False else torch.zeros_like(density)
+    if mask is False:
+        density = torch.zeros_like(density)
+    elif mask is not None and mask is not True:
+        # where, not a product: a masked-out -inf (a value outside the support) must give 0
+        density = torch.where(mask, density, torch.zeros((), dtype=density.dtype))
     scale = site.get("scale", 1.0)
     return density * scale
+
+
+class _RestoreDtype(Transform):
+    """Pyro's ``MCMC`` concatenates every site of a draw into one float tensor; it passes its
+    samples through the kernel's ``transforms`` (``.inv``) at the end of the run, and this
+    transform gives an integer or boolean site its own dtype back."""
+
+    bijective = True
+    domain = constraints.real
+    codomain = constraints.real
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.dtype = dtype
+
+    def _call(self, x: Tensor) -> Tensor:
+        return x.to(torch.get_default_dtype())
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        return (y != 0) if self.dtype == torch.bool else y.round().to(self.dtype)
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        return torch.zeros_like(x)
 
 
 class _QuickRBMStart(Messenger):
@@ -116,11 +143,29 @@ class GibbsKernel(MCMCKernel):
     Each draw also saves ``lp__`` (the joint log-density, unnormalized for RBM sites) and
     ``flip_rate__`` (the fraction of elements that changed in the sweep).
 
+    Block Gibbs needs an RBM site's value to enter no other site's density. That is decided by
+    Pyro's dependency analysis (provenance tracking, which every pyro_ar distribution passes
+    through) and then verified numerically: the other sites' log-densities must not change when
+    the RBM value does. If either check fails, the site gets the element-wise update, which is
+    always correct, and a warning says so.
+
+    Samples come back in each site's own dtype (``mcmc.get_samples()``: integer for
+    categorical sites, as their distributions draw them), through the kernel's ``transforms``;
+    Pyro's ``mcmc.summary()`` and ``mcmc.diagnostics()`` cannot average integer tensors, so use
+    :func:`pyro_ar.diagnostics.to_inference_data` with ArviZ for diagnostics, or pass
+    ``site_dtypes=False`` to keep Pyro's float samples.
+
+    Element-wise updates score every candidate value of an element with validation disabled,
+    so a candidate outside the site's support (a ``<s>`` token, a broken end padding) gets
+    log-density :math:`-\infty` and probability zero instead of an error.
+
     Arguments:
         model: A Pyro model whose latent sites are all discrete.
         clamped: Site name -> ``(values, mask)``.
         num_vectorized_chains: ``C`` chains in one tensor (default: one, no extra axis).
         max_plate_nesting: The model's plate depth (default: found by tracing the model).
+        site_dtypes: Return each site's samples in its own dtype (default) rather than as
+            Pyro's MCMC stores them (float).
 
     References:
         S. Geman, D. Geman. *Stochastic relaxation, Gibbs distributions, and the Bayesian
@@ -134,11 +179,15 @@ class GibbsKernel(MCMCKernel):
         clamped: Mapping[str, tuple[Tensor, Tensor]] | None = None,
         num_vectorized_chains: int | None = None,
         max_plate_nesting: int | None = None,
+        site_dtypes: bool = True,
     ):
         if num_vectorized_chains is not None and num_vectorized_chains < 1:
             raise ValueError("num_vectorized_chains must be positive")
         self.model = model
-        self.transforms: dict = {}
+        # None until setup: Pyro's MCMC then runs setup to find them (parallel chains run
+        # setup in worker processes only)
+        self.transforms: dict | None = None
+        self.site_dtypes = site_dtypes
         self.clamped = dict(clamped or {})
         self.num_vectorized_chains = num_vectorized_chains
         self.max_plate_nesting = max_plate_nesting
@@ -179,11 +228,10 @@ class GibbsKernel(MCMCKernel):
         if unknown:
             raise ValueError(f"clamped names sites that are not latent: {sorted(unknown)}")
         self._event_dims = {name: prior.nodes[name]["fn"].event_dim for name in self._latent}
-        self._block = self._free_rbm_sites(prior)
-        self._candidates = {
-            name: _candidate_values(prior.nodes[name]["fn"].support, name)
+        self.transforms = {
+            name: _RestoreDtype(prior.nodes[name]["value"].dtype)
             for name in self._latent
-            if name not in self._block
+            if self.site_dtypes and not prior.nodes[name]["value"].is_floating_point()
         }
         params = dict(self._initial_params or {}) if self._params_from_user else {}
         for name in self._latent:
@@ -193,6 +241,12 @@ class GibbsKernel(MCMCKernel):
         self._chain_axes = {
             name: params[name].dim() - self._event_dims[name] - (self.max_plate_nesting + 1)
             for name in self._latent
+        }
+        self._block = self._free_rbm_sites(prior, params)
+        self._candidates = {
+            name: _candidate_values(prior.nodes[name]["fn"].support, name)
+            for name in self._latent
+            if name not in self._block
         }
         log_density = self._log_density(params)
         params["lp__"] = log_density.detach()
@@ -277,9 +331,10 @@ class GibbsKernel(MCMCKernel):
         )
         return density.movedim(axis, 0).reshape(self.num_vectorized_chains, -1).sum(-1)
 
-    def _free_rbm_sites(self, trace) -> set[str]:
-        """Latent RBM sites on which no other site depends (block Gibbs is exact for them);
-        the model's dependency graph is computed once, and only if there is an RBM site."""
+    def _free_rbm_sites(self, trace, state: Mapping[str, Tensor]) -> set[str]:
+        """Latent RBM sites on which no other site depends (block Gibbs is exact for them):
+        Pyro's dependency graph (computed once, and only if there is an RBM site) proposes
+        them, and :meth:`_enters_other_sites` confirms each numerically."""
         rbm_sites = [
             name
             for name in self._latent
@@ -292,7 +347,9 @@ class GibbsKernel(MCMCKernel):
 
             dependencies = get_dependencies(_quick_start(self.model), self._args, self._kwargs)
         except Exception as error:  # provenance tracking fails on some models
-            logger.info("dependency analysis failed (%s); element-wise Gibbs for RBMs", error)
+            logger.warning(
+                "dependency analysis failed (%s); element-wise Gibbs for RBM sites", error
+            )
             return set()
         free = set()
         for name in rbm_sites:
@@ -305,9 +362,30 @@ class GibbsKernel(MCMCKernel):
                 logger.info(
                     "RBM site %s feeds %s: element-wise Gibbs instead of block", name, downstream
                 )
+            elif self._enters_other_sites(state, name):
+                logger.warning(
+                    "dependency analysis found no site that depends on RBM site %s, but other "
+                    "sites' densities change with its value (a distribution in the model drops "
+                    "Pyro's provenance): element-wise Gibbs instead of block",
+                    name,
+                )
             else:
                 free.add(name)
         return free
+
+    def _enters_other_sites(self, state: Mapping[str, Tensor], name: str) -> bool:
+        """Whether the log-density of the sites other than ``name`` changes when ``name``'s
+        value is set to all zeros, all ones, or kept."""
+        value = state[name]
+        totals = []
+        for probe in (value, torch.zeros_like(value), torch.ones_like(value)):
+            trace = self._trace({**state, name: probe})
+            total = torch.zeros(())
+            for other, site in trace.nodes.items():
+                if site["type"] == "sample" and other != name and not site_is_subsample(site):
+                    total = total + _site_log_density(site).detach().sum().cpu()
+            totals.append(total)
+        return not all(torch.equal(totals[0], total) for total in totals[1:])
 
     def _apply_clamp(self, name: str, value: Tensor) -> Tensor:
         if name not in self.clamped:
@@ -327,7 +405,8 @@ class GibbsKernel(MCMCKernel):
     def _element_layout(self, value: Tensor, event_dim: int):
         """Views a site value as ``(C, elements)`` and back."""
         if self.num_vectorized_chains is None:
-            flat = value.reshape(1, -1)
+            # a copy: the update must not edit the previous state (the caller's draw) in place
+            flat = value.reshape(1, -1).clone()
             return flat, lambda f: f.reshape(value.shape)
         axis = value.dim() - event_dim - (self.max_plate_nesting + 1)
         if axis < 0 or value.shape[axis] != self.num_vectorized_chains:
@@ -361,7 +440,9 @@ class GibbsKernel(MCMCKernel):
             for value in candidates:
                 proposal = flat.clone()
                 proposal[:, element] = value
-                scores.append(self._log_density({**state, name: back(proposal)}))
+                # values outside the support score -inf instead of failing validation
+                with pyro.validation_enabled(False):
+                    scores.append(self._log_density({**state, name: back(proposal)}))
             choice = torch.distributions.Categorical(logits=torch.stack(scores, -1)).sample()
             flat[:, element] = candidates[choice]
         return back(flat)

@@ -103,6 +103,9 @@ def mean_nll(
 ) -> float:
     r"""Average negative log-likelihood :math:`-\frac{1}{N}\sum_n \log p(x_n)` in nats.
 
+    A module is evaluated in evaluation mode (its training mode is restored afterwards), so a
+    MADE with several mask sets is scored as its ensemble, and scoring changes nothing.
+
     Arguments:
         module: Called with no argument, returns the distribution (e.g. a ``NADEModule``).
         data: Examples, shape ``(N, D)``.
@@ -110,8 +113,15 @@ def mean_nll(
     """
     if len(data) == 0:
         raise ValueError("cannot evaluate the NLL of an empty data set")
-    device = _device_of(module) if isinstance(module, nn.Module) else data.device
-    distribution = module()
+    if isinstance(module, nn.Module):
+        device, was_training = _device_of(module), module.training
+        module.eval()  # the model as evaluated (a MADE mask ensemble, not one mask set)
+        try:
+            distribution = module()
+        finally:
+            module.train(was_training)
+    else:
+        device, distribution = data.device, module()
     total = 0.0
     for start in range(0, len(data), batch_size):
         batch = data[start : start + batch_size].to(device)
@@ -148,7 +158,8 @@ def fit_maximum_likelihood(
 
     After each epoch the validation NLL is computed; on improvement the weights are kept (and
     written atomically to ``checkpoint_path``, if given). At the end the best weights are
-    restored into ``module``.
+    restored into ``module``. A module that defines ``after_optimizer_step()`` has it called
+    after every optimizer step (a MADE with several mask sets moves to the next one).
 
     Arguments:
         module: Returns a distribution when called with no argument (``FVSBNModule``,
@@ -169,6 +180,7 @@ def fit_maximum_likelihood(
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     device = _device_of(module)
+    after_step = getattr(module, "after_optimizer_step", None)
     optimizer = _adam(list(module.parameters()), config.learning_rate, config.weight_decay)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, config.learning_rate_decay)
     best_state = copy.deepcopy(module.state_dict())
@@ -201,6 +213,8 @@ def fit_maximum_likelihood(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if after_step is not None:
+                after_step()
             total += loss.item() * len(batch)
             count += len(batch)
             bar.update()

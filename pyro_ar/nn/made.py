@@ -42,9 +42,13 @@ class MADEModule(nn.Module):
     ``"mixture"`` (:class:`~pyro_ar.distributions.MixtureOfGaussiansMADE`,
     ``num_components`` per conditional).
 
-    With ``num_masks > 1``: in training mode each call moves to the next mask set and returns
-    its model (connectivity-agnostic training, one mask set per step); in evaluation mode a
-    call returns the :class:`~pyro_ar.distributions.MADEEnsemble` of all mask sets.
+    With ``num_masks > 1``: in training mode a call returns the model of the current mask set,
+    and :meth:`after_optimizer_step` moves to the next one (connectivity-agnostic training, one
+    mask set per step: :func:`~pyro_ar.infer.fit_maximum_likelihood` calls it after every step;
+    with your own SVI loop, call it after each ``svi.step``); in evaluation mode a call returns
+    the :class:`~pyro_ar.distributions.MADEEnsemble` of all mask sets. Calling the module never
+    changes its state, so scoring it (e.g. :func:`~pyro_ar.infer.mean_nll`, which evaluates
+    in evaluation mode) gives the same figure every time.
 
     Arguments:
         num_dims: :math:`D`.
@@ -141,11 +145,19 @@ class MADEModule(nn.Module):
         return {**self._config, "ordering": self.network.orderings[0].tolist()}
 
     def forward(self, context: Tensor | None = None) -> TorchDistribution:
-        """The distribution; its batch shape is ``context.shape[:-1]`` when a context is given."""
+        """The distribution; its batch shape is ``context.shape[:-1]`` when a context is given.
+
+        One mask set: its MADE distribution. Several: in training mode the current mask set's
+        distribution, in evaluation mode their :class:`~pyro_ar.distributions.MADEEnsemble`.
+        """
         component = LIKELIHOODS[self.likelihood]
-        if self.network.num_masks == 1:
-            return component(self.network, context)
-        if self.training:
-            self.network.next_mask()
+        if self.network.num_masks == 1 or self.training:
             return component(self.network, context)
         return MADEEnsemble(self.network, context, component)
+
+    def after_optimizer_step(self) -> None:
+        """Moves to the next mask set in training mode (connectivity-agnostic training); does
+        nothing with one mask set or in evaluation mode. Training loops call it after every
+        optimizer step."""
+        if self.training and self.network.num_masks > 1:
+            self.network.next_mask()

@@ -38,20 +38,23 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .provenance import attach_provenance, split_provenance
+
 logger = logging.getLogger(__name__)
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 Backend = Literal["auto", "compiled", "numpy", "torch"]
 
 
-def _compiled_kernels():
-    """The Numba kernels module, or ``None`` where Numba is missing or fails to import."""
+def _compiled_kernels(boundscheck: bool = False):
+    """The compiled loops (:class:`~pyro_ar.ops.bernoulli_kernels.BernoulliKernels`), or
+    ``None`` where Numba is missing or fails to import."""
     try:
         from . import bernoulli_kernels
     except Exception as error:  # ImportError, or a Numba that rejects this NumPy
         logger.info("Numba unavailable (%s): BernoulliSampler uses its NumPy backend", error)
         return None
-    return bernoulli_kernels
+    return bernoulli_kernels.bounds_checked_kernels() if boundscheck else bernoulli_kernels.KERNELS
 
 
 class BernoulliSampler:
@@ -69,20 +72,22 @@ class BernoulliSampler:
         backend: ``"compiled"`` (Numba loops), ``"numpy"``, ``"torch"``
             (``torch.rand_like(p) < p`` everywhere), or ``"auto"``: compiled where Numba
             imports, else NumPy. The backends draw different (equally exact) streams.
+        boundscheck: Run the compiled loops with Numba's bounds checking (slower: for tests
+            and debugging; an out-of-bounds access raises ``IndexError``).
 
     Example:
         >>> sampler = BernoulliSampler()
         >>> draws = sampler(torch.full((1000, 784), 0.3))  # float32 zeros and ones
     """
 
-    def __init__(self, backend: Backend = "auto") -> None:
+    def __init__(self, backend: Backend = "auto", boundscheck: bool = False) -> None:
         if backend not in ("auto", "compiled", "numpy", "torch"):
             raise ValueError(
                 f"backend must be 'auto', 'compiled', 'numpy' or 'torch', got {backend!r}"
             )
         self._kernels = None
         if backend in ("auto", "compiled"):
-            self._kernels = _compiled_kernels()
+            self._kernels = _compiled_kernels(boundscheck)
             if self._kernels is None and backend == "compiled":
                 raise ImportError("BernoulliSampler(backend='compiled') needs Numba")
         self.backend = (
@@ -106,7 +111,12 @@ class BernoulliSampler:
     def __call__(self, probs: Tensor, out: Tensor | None = None) -> Tensor:
         """Zeros and ones in ``probs``' dtype, device and shape (written into ``out``, a
         contiguous tensor of that shape and dtype that does not overlap ``probs``, if given:
-        loops that reuse their buffers spare the allocator)."""
+        loops that reuse their buffers spare the allocator). The draws carry the Pyro
+        provenance of ``probs`` (see :mod:`pyro_ar.ops.provenance`)."""
+        (probs, out), provenance = split_provenance(probs, out)
+        return attach_provenance(self._draw(probs, out), provenance)
+
+    def _draw(self, probs: Tensor, out: Tensor | None) -> Tensor:
         if out is not None:
             if out.shape != probs.shape or out.dtype != probs.dtype:
                 raise ValueError(
@@ -115,8 +125,10 @@ class BernoulliSampler:
                 )
             if not out.is_contiguous():
                 raise ValueError("out must be contiguous")
-            if out.numel() and out.data_ptr() == probs.data_ptr():
-                raise ValueError("out must not be probs itself: the ties read probs after out")
+            if _overlap(out, probs):
+                raise ValueError(
+                    "out must not be probs itself or overlap it: the ties read probs after out"
+                )
         if (
             self.backend == "torch"
             or probs.device.type != "cpu"
@@ -135,9 +147,9 @@ class BernoulliSampler:
         kernels = self._kernels
         count = probs.numel()
         num_words = (count + 7) // 8
-        # the tie flags are padded to whole words with zeros that are never written
+        # the tie flags are padded to whole words (compare_bytes zeroes the padding)
         words, ties = self._scratch_for(
-            ("compiled", num_words),
+            ("compiled", count),
             lambda: (np.empty(num_words, np.uint64), np.zeros(8 * num_words, np.uint8)),
         )
         if out is None:
@@ -179,3 +191,21 @@ class BernoulliSampler:
             uniform = self.generator.random(len(index), dtype=_NUMPY_DTYPES[probs.dtype])
             draws.view(-1)[index] = (torch.from_numpy(uniform) < remainder).to(draws.dtype)
         return draws
+
+
+def _overlap(first: Tensor, second: Tensor) -> bool:
+    """Whether the memory spans of two CPU tensors on the same storage intersect."""
+    if first.numel() == 0 or second.numel() == 0:
+        return False
+    if first.untyped_storage().data_ptr() != second.untyped_storage().data_ptr():
+        return False
+
+    def span(tensor: Tensor) -> tuple[int, int]:
+        extent = sum(
+            (size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride(), strict=True)
+        )
+        start = tensor.data_ptr()
+        return start, start + (extent + 1) * tensor.element_size()
+
+    (first_start, first_end), (second_start, second_end) = span(first), span(second)
+    return first_start < second_end and second_start < first_end

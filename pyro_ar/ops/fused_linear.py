@@ -7,17 +7,20 @@ runs the same product about twice as fast there (``python bench/gibbs_speed.py``
 Sampling loops (block Gibbs, annealed importance sampling, ancestral sampling) spend most of
 their time in such products and need no gradient, so they use :func:`fused_linear`; anything
 that needs autograd, another dtype or another device takes the plain :func:`torch.addmm` path,
-which gives the same numbers up to float32 rounding.
+which gives the same numbers up to float32 rounding, as does code being compiled by
+:func:`torch.compile`. Pyro's provenance passes through (:mod:`pyro_ar.ops.provenance`).
 """
 
 from __future__ import annotations
 
-__all__ = ["fused_linear", "onednn_available"]
+__all__ = ["fused_linear", "fused_linear_reference", "onednn_available"]
 
 import logging
 
 import torch
 from torch import Tensor
+
+from .provenance import attach_provenance, split_provenance
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +52,7 @@ def _use_onednn(input: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
         and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
         and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
         and input.numel() > 0
+        and not torch.compiler.is_compiling()
         and onednn_available()
     )
 
@@ -71,9 +75,19 @@ def fused_linear(
     if activation not in _ACTIVATIONS:
         raise ValueError(f"activation must be None, 'sigmoid' or 'relu', got {activation!r}")
     if _use_onednn(input, weight, bias):
-        return torch.ops.mkldnn._linear_pointwise(
+        (input, weight, bias), provenance = split_provenance(input, weight, bias)
+        out = torch.ops.mkldnn._linear_pointwise(
             input, weight, bias, _ACTIVATIONS[activation], [], ""
         )
+        return attach_provenance(out, provenance)
+    return fused_linear_reference(input, weight, bias, activation)
+
+
+def fused_linear_reference(
+    input: Tensor, weight: Tensor, bias: Tensor | None = None, activation: str | None = None
+) -> Tensor:
+    r"""The plain-PyTorch reference of :func:`fused_linear` (and its path wherever oneDNN does
+    not apply): ``F.linear`` followed by the activation. Same arguments."""
     out = torch.nn.functional.linear(input, weight, bias)
     if activation == "sigmoid":
         return torch.sigmoid(out)
