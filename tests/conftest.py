@@ -27,7 +27,11 @@ def device(request) -> torch.device:
 def _seed_and_clear():
     pyro.set_rng_seed(0)
     pyro.clear_param_store()
+    # torch.compile's first use switches distribution validation off for the whole process
+    # (torch._dynamo's TorchPatcher): restore it after every test
+    validate = torch.distributions.Distribution._validate_args
     yield
+    torch.distributions.Distribution.set_default_validate_args(validate)
     pyro.clear_param_store()
 
 

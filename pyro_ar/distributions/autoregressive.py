@@ -29,7 +29,7 @@ from pyro.distributions import TorchDistribution
 from torch import Tensor
 from torch.distributions import constraints
 
-from .validation import check_binary_values, check_value_shape
+from .validation import check_binary_values, check_value_shape, initialize_distribution
 
 
 def check_ordering(
@@ -107,7 +107,9 @@ class BinaryAutoregressive(TorchDistribution):
         validate_args: bool | None = None,
     ) -> None:
         self._set_ordering(check_ordering(ordering, num_dims, device))
-        super().__init__(torch.Size(batch_shape), torch.Size([num_dims]), validate_args)
+        initialize_distribution(
+            self, torch.Size(batch_shape), torch.Size([num_dims]), validate_args
+        )
 
     def _set_ordering(self, ordering: Tensor) -> None:
         self.ordering = ordering

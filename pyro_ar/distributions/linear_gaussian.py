@@ -37,7 +37,7 @@ from pyro.distributions import TorchDistribution
 from torch import Tensor
 from torch.distributions import constraints
 
-from .validation import check_value_shape
+from .validation import check_value_shape, initialize_distribution
 
 
 class LinearGaussianLatent(TorchDistribution):
@@ -81,7 +81,7 @@ class LinearGaussianLatent(TorchDistribution):
             raise ValueError(
                 f"{name}: the parameters' batch dimensions do not broadcast"
             ) from None
-        super().__init__(batch_shape, torch.Size([num_dims]), validate_args)
+        initialize_distribution(self, batch_shape, torch.Size([num_dims]), validate_args)
 
     def _noise_std(self) -> Tensor:
         """:math:`\\Psi^{1/2}` as a tensor of shape ``(..., D)`` (or broadcastable to it)."""

@@ -394,7 +394,9 @@ class CategoricalMADE(MADEDistribution):
         return logits.log_softmax(-1).gather(-1, index).squeeze(-1).sum(-1)
 
     def _draw(self, outputs: Tensor) -> Tensor:
-        return torch.distributions.Categorical(logits=outputs).sample()
+        # the network's outputs are finite logits: torch's validation would only fail on an
+        # empty batch
+        return torch.distributions.Categorical(logits=outputs, validate_args=False).sample()
 
     _network_input = _scaled
 
@@ -468,7 +470,8 @@ class MixtureOfGaussiansMADE(MADEDistribution):
 
     def _draw(self, outputs: Tensor) -> Tensor:
         log_weights, means, log_scales = self._split(outputs)
-        pick = torch.distributions.Categorical(logits=log_weights).sample().unsqueeze(-1)
+        pick = torch.distributions.Categorical(logits=log_weights, validate_args=False).sample()
+        pick = pick.unsqueeze(-1)
         mean = means.gather(-1, pick).squeeze(-1)
         scale = log_scales.gather(-1, pick).squeeze(-1).exp()
         return mean + scale * torch.randn_like(mean)

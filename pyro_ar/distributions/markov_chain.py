@@ -11,7 +11,12 @@ from pyro.distributions import TorchDistribution
 from torch import Tensor
 from torch.distributions import constraints
 
-from .validation import check_end_padding, check_value_shape, through_first_end
+from .validation import (
+    check_end_padding,
+    check_value_shape,
+    initialize_distribution,
+    through_first_end,
+)
 
 
 def _context_index(value: Tensor, num_states: int, order: int) -> Tensor:
@@ -81,7 +86,7 @@ class MarkovChain(TorchDistribution):
         self.order = order
         self.num_states = num_states
         self.length = length
-        super().__init__(shape[: -order - 1], torch.Size([length]), validate_args=validate_args)
+        initialize_distribution(self, shape[: -order - 1], torch.Size([length]), validate_args)
 
     @constraints.dependent_property(is_discrete=True, event_dim=1)
     def support(self):
@@ -135,6 +140,9 @@ class MarkovChain(TorchDistribution):
         with torch.no_grad():
             shape = torch.Size(sample_shape) + self.batch_shape
             rows = shape.numel()
+            if rows == 0:
+                device = self.transition_probs.device
+                return torch.empty(shape + self.event_shape, dtype=torch.long, device=device)
             table = self.transition_probs.expand(
                 shape + self.transition_probs.shape[len(self.batch_shape) :]
             )

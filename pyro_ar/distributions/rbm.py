@@ -275,6 +275,8 @@ class _RBMBase(TorchDistribution):
         of independent block-Gibbs chains after ``burn_in`` sweeps (a constructor argument,
         default 1000, kept by :meth:`expand`)."""
         shape = torch.Size(sample_shape) + self.batch_shape
+        if shape.numel() == 0:
+            return torch.empty(shape + self.event_shape, dtype=self.weight.dtype)
         with torch.no_grad():
             if self.has_exact_log_partition:
                 return self._exact_sample(shape)

@@ -2,7 +2,14 @@ r"""Checks of values passed to the distributions, with errors that name the prob
 
 from __future__ import annotations
 
-__all__ = ["check_binary_values", "check_end_padding", "check_value_shape", "through_first_end"]
+__all__ = [
+    "check_binary_values",
+    "check_end_padding",
+    "check_parameters",
+    "check_value_shape",
+    "initialize_distribution",
+    "through_first_end",
+]
 
 import torch
 from torch import Tensor
@@ -74,3 +81,43 @@ def check_end_padding(value: Tensor, end: int, message: str) -> None:
     ``end`` too."""
     if bool((~through_first_end(value, end) & (value != end)).any()):
         raise ValueError(message)
+
+
+def check_parameters(distribution: Distribution) -> None:
+    """Checks every parameter named in ``arg_constraints``: no NaN or infinite entry (torch's
+    ``constraints.real`` lets infinities through, and they turn into NaN log-probabilities) and
+    the constraint itself. Empty parameters pass (torch's own check fails on them).
+
+    Raises:
+        ValueError: naming the distribution, the parameter and the problem.
+    """
+    owner = type(distribution).__name__
+    for name, constraint in distribution.arg_constraints.items():
+        value = getattr(distribution, name, None)
+        if not isinstance(value, Tensor) or value.numel() == 0:
+            continue
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            problem = "NaN" if bool(torch.isnan(value).any()) else "infinite values"
+            raise ValueError(f"{owner}: parameter {name} contains {problem}")
+        if not bool(constraint.check(value).all()):
+            raise ValueError(
+                f"{owner}: parameter {name} of shape {tuple(value.shape)} does not satisfy "
+                f"the constraint {constraint}"
+            )
+
+
+def initialize_distribution(
+    distribution: Distribution,
+    batch_shape: torch.Size,
+    event_shape: torch.Size,
+    validate_args: bool | None,
+) -> None:
+    """``Distribution.__init__`` with :func:`check_parameters` in place of torch's own parameter
+    validation (same switch: ``validate_args``, or the global default when it is ``None``)."""
+    Distribution.__init__(distribution, batch_shape, event_shape, validate_args=False)
+    if validate_args is None:
+        del distribution._validate_args  # back to the class-wide default
+    else:
+        distribution._validate_args = validate_args
+    if distribution._validate_args:
+        check_parameters(distribution)

@@ -1,0 +1,342 @@
+"""One factory for every public distribution, for the conformance suite.
+
+Every case builds its distribution from leaf parameters (``case.parameters``, which require
+grad) and an *offset* tensor of shape ``batch_shape + (case.width,)`` that enters one of its
+inputs (a bias, the location, a MADE context, an n-gram prefix). The offset sets the batch
+shape, carries the batch dimensions of parameters, and is how an upstream Pyro site feeds the
+distribution in the dependency and inference tests. Sizes are small enough to enumerate the
+support of every discrete case.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from pyro.distributions import TorchDistribution
+from torch import Tensor
+
+from pyro_ar.distributions import (
+    FVSBN,
+    NADE,
+    PPCA,
+    RBM,
+    BernoulliMADE,
+    CategoricalMADE,
+    FactorAnalysis,
+    GaussianBernoulliRBM,
+    GaussianMADE,
+    MADEEnsemble,
+    MarkovChain,
+    MixtureOfGaussiansMADE,
+    NGramChain,
+)
+from pyro_ar.nn import MaskedAutoencoder
+
+#: Every public distribution class; the suite checks that each has a case.
+PUBLIC_DISTRIBUTIONS = {
+    FVSBN,
+    NADE,
+    PPCA,
+    RBM,
+    BernoulliMADE,
+    CategoricalMADE,
+    FactorAnalysis,
+    GaussianBernoulliRBM,
+    GaussianMADE,
+    MADEEnsemble,
+    MarkovChain,
+    MixtureOfGaussiansMADE,
+    NGramChain,
+}
+
+
+@dataclass
+class Case:
+    """A distribution family at one parameter setting."""
+
+    name: str
+    make: Callable[[Tensor], TorchDistribution]
+    width: int
+    dtype: torch.dtype
+    parameters: list[Tensor] = field(default_factory=list)
+    #: the value support: "binary", "categorical" (integer ids) or "real"
+    kind: str = "binary"
+    #: all states of the support when it is small enough to enumerate (discrete cases)
+    states: Tensor | None = None
+
+    def __call__(self, offset: Tensor | None = None) -> TorchDistribution:
+        if offset is None:
+            offset = torch.zeros(self.width, dtype=self.dtype)
+        return self.make(offset)
+
+    def offset(self, *batch_shape: int, seed: int = 0) -> Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        shape = (*batch_shape, self.width)
+        return torch.randn(shape, generator=generator, dtype=torch.float64).to(self.dtype)
+
+    @property
+    def discrete(self) -> bool:
+        return self.kind != "real"
+
+
+def _leaves(generator: torch.Generator, dtype: torch.dtype, *shapes, scale: float = 1.0):
+    return [
+        # drawn in float64 and cast, so that both dtypes get the same parameters
+        (scale * torch.randn(tuple(shape), generator=generator, dtype=torch.float64))
+        .to(dtype)
+        .requires_grad_()
+        for shape in shapes
+    ]
+
+
+def _binary_states(num_dims: int, dtype: torch.dtype) -> Tensor:
+    return torch.tensor(list(itertools.product([0.0, 1.0], repeat=num_dims)), dtype=dtype)
+
+
+def _network(
+    generator: torch.Generator,
+    dtype: torch.dtype,
+    num_dims: int,
+    outputs: int,
+    context: int,
+    masks: int = 1,
+) -> MaskedAutoencoder:
+    network = MaskedAutoencoder(
+        num_dims,
+        [10],
+        outputs_per_dim=outputs,
+        ordering=[2, 0, 3, 1][:num_dims] if num_dims == 4 else None,
+        direct_connections=True,
+        context_features=context,
+        activation=torch.nn.Tanh,
+        num_masks=masks,
+        order_agnostic=masks > 1,
+        seed=1,
+    ).to(dtype)
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator, dtype=torch.float64))
+    return network
+
+
+def fvsbn(dtype: torch.dtype, seed: int = 0) -> Case:
+    generator = torch.Generator().manual_seed(seed)
+    weight, bias = _leaves(generator, dtype, (4, 4), (4,))
+    return Case(
+        "fvsbn",
+        lambda offset: FVSBN(weight, bias + offset, ordering=[1, 3, 0, 2]),
+        4,
+        dtype,
+        [weight, bias],
+        states=_binary_states(4, dtype),
+    )
+
+
+def nade(dtype: torch.dtype, seed: int = 0) -> Case:
+    generator = torch.Generator().manual_seed(seed)
+    weight, bias, output_weight, output_bias = _leaves(
+        generator, dtype, (3, 4), (3,), (4, 3), (4,), scale=1.5
+    )
+    return Case(
+        "nade",
+        lambda offset: NADE(
+            weight, bias + offset, output_weight, output_bias, ordering=[3, 1, 0, 2], chunk_size=3
+        ),
+        3,
+        dtype,
+        [weight, bias, output_weight, output_bias],
+        states=_binary_states(4, dtype),
+    )
+
+
+def bernoulli_made(dtype: torch.dtype, seed: int = 0) -> Case:
+    network = _network(torch.Generator().manual_seed(seed), dtype, 4, 1, 2)
+    return Case(
+        "bernoulli_made",
+        lambda offset: BernoulliMADE(network, offset),
+        2,
+        dtype,
+        list(network.parameters()),
+        states=_binary_states(4, dtype),
+    )
+
+
+def made_ensemble(dtype: torch.dtype, seed: int = 0) -> Case:
+    network = _network(torch.Generator().manual_seed(seed), dtype, 4, 1, 2, masks=3)
+    return Case(
+        "made_ensemble",
+        lambda offset: MADEEnsemble(network, offset),
+        2,
+        dtype,
+        list(network.parameters()),
+        states=_binary_states(4, dtype),
+    )
+
+
+def categorical_made(dtype: torch.dtype, seed: int = 0) -> Case:
+    network = _network(torch.Generator().manual_seed(seed), dtype, 3, 3, 2)
+    states = torch.tensor(list(itertools.product(range(3), repeat=3)))
+    return Case(
+        "categorical_made",
+        lambda offset: CategoricalMADE(network, offset),
+        2,
+        dtype,
+        list(network.parameters()),
+        kind="categorical",
+        states=states,
+    )
+
+
+def gaussian_made(dtype: torch.dtype, seed: int = 0) -> Case:
+    network = _network(torch.Generator().manual_seed(seed), dtype, 3, 2, 2)
+    with torch.no_grad():  # moderate log-scales
+        network.output.weight.mul_(0.3)
+        network.output.bias.mul_(0.3)
+    return Case(
+        "gaussian_made",
+        lambda offset: GaussianMADE(network, offset),
+        2,
+        dtype,
+        list(network.parameters()),
+        kind="real",
+    )
+
+
+def mixture_made(dtype: torch.dtype, seed: int = 0) -> Case:
+    network = _network(torch.Generator().manual_seed(seed), dtype, 3, 6, 2)
+    with torch.no_grad():
+        network.output.weight.mul_(0.3)
+        network.output.bias.mul_(0.3)
+    return Case(
+        "mixture_made",
+        lambda offset: MixtureOfGaussiansMADE(network, offset),
+        2,
+        dtype,
+        list(network.parameters()),
+        kind="real",
+    )
+
+
+def ppca(dtype: torch.dtype, seed: int = 0) -> Case:
+    generator = torch.Generator().manual_seed(seed)
+    loc, weight, log_scale = _leaves(generator, dtype, (4,), (4, 2), ())
+    return Case(
+        "ppca",
+        lambda offset: PPCA(loc + offset, weight, (log_scale - 0.5).exp()),
+        4,
+        dtype,
+        [loc, weight, log_scale],
+        kind="real",
+    )
+
+
+def factor_analysis(dtype: torch.dtype, seed: int = 0) -> Case:
+    generator = torch.Generator().manual_seed(seed)
+    loc, weight, log_scale = _leaves(generator, dtype, (4,), (4, 2), (4,))
+    return Case(
+        "factor_analysis",
+        lambda offset: FactorAnalysis(loc + offset, weight, (0.5 * log_scale - 0.5).exp()),
+        4,
+        dtype,
+        [loc, weight, log_scale],
+        kind="real",
+    )
+
+
+def rbm(dtype: torch.dtype, seed: int = 0) -> Case:
+    generator = torch.Generator().manual_seed(seed)
+    weight, visible_bias, hidden_bias = _leaves(generator, dtype, (3, 4), (4,), (3,))
+    return Case(
+        "rbm",
+        lambda offset: RBM(weight, visible_bias, hidden_bias + offset, burn_in=50),
+        3,
+        dtype,
+        [weight, visible_bias, hidden_bias],
+        states=_binary_states(4, dtype),
+    )
+
+
+def gaussian_rbm(dtype: torch.dtype, seed: int = 0) -> Case:
+    generator = torch.Generator().manual_seed(seed)
+    weight, visible_bias, hidden_bias, log_scale = _leaves(
+        generator, dtype, (3, 3), (3,), (3,), (3,), scale=0.5
+    )
+    return Case(
+        "gaussian_rbm",
+        lambda offset: GaussianBernoulliRBM(
+            weight, visible_bias, hidden_bias + offset, log_scale.exp(), burn_in=50
+        ),
+        3,
+        dtype,
+        [weight, visible_bias, hidden_bias, log_scale],
+        kind="real",
+    )
+
+
+def markov_chain(dtype: torch.dtype, seed: int = 0) -> Case:
+    generator = torch.Generator().manual_seed(seed)
+    (logits,) = _leaves(generator, dtype, (4, 3))
+    states = torch.tensor(list(itertools.product(range(3), repeat=3)))
+    return Case(
+        "markov_chain",
+        lambda offset: MarkovChain(
+            torch.softmax(logits + offset.unsqueeze(-2), -1), length=3, end_state=2
+        ),
+        3,
+        dtype,
+        [logits],
+        kind="categorical",
+        states=states,
+    )
+
+
+_NGRAM_MODEL = None
+
+
+def _ngram_model():
+    global _NGRAM_MODEL
+    if _NGRAM_MODEL is None:
+        from pyro_ar.ngram import NGramModel
+
+        sentences = [["a", "b"], ["b", "a", "a"], ["a"], ["b", "b", "a"]] * 2
+        _NGRAM_MODEL = NGramModel.fit(sentences, order=2, smoothing="witten_bell")
+    return _NGRAM_MODEL
+
+
+def ngram_chain(dtype: torch.dtype, seed: int = 0) -> Case:
+    model = _ngram_model()
+    vocabulary = model.vocabulary
+    words = vocabulary.encode(["a", "b"])
+    size = len(vocabulary)
+    states = torch.tensor(list(itertools.product(range(size), repeat=3)))
+    temperature = 0.8 if seed else 1.0
+
+    def make(offset: Tensor) -> NGramChain:
+        # the prefix word: "a" where the offset is negative, "b" otherwise
+        prefix = torch.where(offset[..., :1] > 0, words[1], words[0])
+        return NGramChain(model, 3, prefix=prefix, temperature=temperature, dtype=dtype)
+
+    return Case("ngram_chain", make, 1, dtype, [], kind="categorical", states=states)
+
+
+CASES: dict[str, Callable[..., Case]] = {
+    function.__name__: function
+    for function in (
+        fvsbn,
+        nade,
+        bernoulli_made,
+        made_ensemble,
+        categorical_made,
+        gaussian_made,
+        mixture_made,
+        ppca,
+        factor_analysis,
+        rbm,
+        gaussian_rbm,
+        markov_chain,
+        ngram_chain,
+    )
+}
