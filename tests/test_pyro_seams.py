@@ -317,18 +317,19 @@ def _cd_model(mask):
     return model
 
 
-def _cd_gradients(mask, data, persistent=False):
+def _cd_gradients(mask, data, persistent=False, scale=1.0):
     pyro.clear_param_store()
     torch.manual_seed(5)
     loss = ContrastiveDivergence(steps=2, persistent=persistent)
     loss.sampler = BernoulliSampler("torch")  # one uniform per element: rows do not interact
-    value = loss.loss_and_grads(_cd_model(mask), lambda data: None, data)
+    model = poutine.scale(_cd_model(mask), scale=scale)
+    value = loss.loss_and_grads(model, lambda data: None, data)
     store = pyro.get_param_store()
     return value, {name: store[name].grad.clone() for name in ("w", "b", "c")}
 
 
 @pytest.mark.parametrize("persistent", [False, True])
-def test_9_contrastive_divergence_honours_poutine_mask(persistent):
+def test_9_contrastive_divergence_honours_poutine_mask_and_scale(persistent):
     torch.manual_seed(0)
     data = torch.bernoulli(torch.full((8, 6), 0.5, dtype=torch.float64))
     # all rows masked: nothing to learn
@@ -340,6 +341,11 @@ def test_9_contrastive_divergence_honours_poutine_mask(persistent):
     kept = _cd_gradients(torch.ones(8, dtype=torch.bool), data, persistent)
     for name in reference[1]:
         assert torch.equal(reference[1][name], kept[1][name])
+    # poutine.scale scales the surrogate and its gradient, as in Trace_ELBO
+    scaled = _cd_gradients(None, data, persistent, scale=2.5)
+    assert scaled[0] == pytest.approx(2.5 * reference[0])
+    for name in reference[1]:
+        torch.testing.assert_close(scaled[1][name], 2.5 * reference[1][name])
     if not persistent:
         # the masked-out rows' values do not matter
         mask = torch.tensor([True, False] * 4)
