@@ -17,6 +17,7 @@ import argparse
 import copy
 import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 import torch
 
 from .data import DATASETS, DataFileError, load_binary_dataset
+from .files import OutputLock, OutputLockedError, write_atomically
 from .images import save_image_grid
 from .infer import (
     CheckpointError,
@@ -33,6 +35,7 @@ from .infer import (
     base_rate_visible_bias,
     fit_maximum_likelihood,
     fit_rbm,
+    is_checkpoint,
     load_checkpoint,
     mean_nll,
     reverse_annealed_importance_sampling,
@@ -43,17 +46,56 @@ from .nn import MODULES, FVSBNModule, MADEModule, NADEModule, RBMModule, random_
 logger = logging.getLogger("pyro_ar")
 
 
+#: The most samples ``sample`` and ``fit`` draw into one PNG grid.
+MAX_SAMPLES = 100_000
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not 0 < value < math.inf:  # NaN fails both comparisons
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 2^63), got {text}")
+    return value
+
+
+def _sample_count(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_SAMPLES:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_SAMPLES} samples fit in one image grid, got {value}"
+        )
     return value
 
 
@@ -70,7 +112,7 @@ def _add_data_options(parser: argparse.ArgumentParser, default: str | None) -> N
         default="stochastic",
         help="MNIST binarization (default: %(default)s)",
     )
-    parser.add_argument("--binarization-seed", type=int, default=0)
+    parser.add_argument("--binarization-seed", type=_seed, default=0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,13 +132,22 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--lr", type=_positive_float, help="learning rate (default: Adam 1e-3; RBM SGD 0.05)"
     )
-    fit.add_argument("--weight-decay", type=float, help="L2 penalty (default: 0; RBM 2e-4)")
+    fit.add_argument(
+        "--weight-decay", type=_non_negative_float, help="L2 penalty (default: 0; RBM 2e-4)"
+    )
     fit.add_argument("--patience", type=_positive_int, default=20, help="early-stopping patience")
     fit.add_argument("--max-minutes", type=_positive_float, help="wall-clock training budget")
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--seed", type=_seed, default=0)
     fit.add_argument("--output", default="runs", help="directory for checkpoint and samples")
-    fit.add_argument("--num-samples", type=_positive_int, default=64)
-    fit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    existing = fit.add_mutually_exclusive_group()
+    existing.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier run in the output directory"
+    )
+    existing.add_argument(
+        "--resume", action="store_true", help="continue the run in the output directory"
+    )
+    fit.add_argument("--num-samples", type=_sample_count, default=64)
+    fit.add_argument("--no-progress", action="store_true", help="hide the progress report")
     rbm = fit.add_argument_group("RBM (contrastive divergence; learning rate default 0.05)")
     rbm.add_argument("--cd-steps", type=_positive_int, default=1, help="Gibbs sweeps per update")
     rbm.add_argument("--persistent", action="store_true", help="persistent CD")
@@ -105,9 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = commands.add_parser("sample", help="draw samples from a checkpoint as a PNG grid")
     sample.add_argument("checkpoint")
-    sample.add_argument("--num-samples", type=_positive_int, default=64)
+    sample.add_argument("--num-samples", type=_sample_count, default=64)
     sample.add_argument("--output", help="PNG file (default: beside the checkpoint)")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--seed", type=_seed, default=0)
 
     score = commands.add_parser("score", help="average NLL of a checkpoint on a data set")
     score.add_argument("checkpoint")
@@ -145,7 +196,11 @@ def _format_nll(values: dict) -> str:
     return f"{values['forward']:.2f} .. {values['reverse']:.2f} (AIS bracket)"
 
 
-def _fit_rbm(args: argparse.Namespace, data, module: RBMModule, output: Path, stem: str) -> None:
+class TrainingFailed(RuntimeError):
+    """Training ran but produced no usable model (exit status 3)."""
+
+
+def _fit_rbm(args: argparse.Namespace, data, module: RBMModule, run: _Run) -> None:
     config = RBMTrainingConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -153,31 +208,53 @@ def _fit_rbm(args: argparse.Namespace, data, module: RBMModule, output: Path, st
         weight_decay=2e-4 if args.weight_decay is None else args.weight_decay,
         cd_steps=args.cd_steps,
         persistent=args.persistent,
+        patience=args.patience,
         max_seconds=None if args.max_minutes is None else args.max_minutes * 60,
         seed=args.seed,
         progress=not args.no_progress,
     )
-    result = fit_rbm(module, data.train, data.valid, config)
+    # checkpoints are written during training: an AIS failure afterwards loses nothing
+    result = fit_rbm(
+        module,
+        data.train,
+        data.valid,
+        config,
+        checkpoint_path=run.checkpoint,
+        checkpoint_metadata=run.metadata,
+        resume_from=run.checkpoint if args.resume else None,
+    )
+    if not result.improved:  # a warning: pseudo-likelihood is only a proxy for CD's progress
+        print(
+            f"pyro-ar: warning: the best epoch ({result.best_epoch}) does not beat the "
+            f"untrained initialization on the validation {result.criterion.replace('_', '-')}",
+            file=sys.stderr,
+        )
     nll = _rbm_nll(module, data, args)
     print(
         f"train NLL {_format_nll(nll['train'])} nats | valid NLL {_format_nll(nll['valid'])} | "
-        f"test NLL {_format_nll(nll['test'])}  ({len(result.history)} epochs, "
-        f"{result.seconds:.1f} s)"
+        f"test NLL {_format_nll(nll['test'])}  (best epoch {result.best_epoch} of "
+        f"{len(result.history)}, {result.seconds:.1f} s)"
     )
-    checkpoint = save_checkpoint(
-        output / f"{stem}.pt",
+    save_checkpoint(
+        run.checkpoint,
         module,
-        epoch=len(result.history),
+        epoch=result.best_epoch,
         nll=nll,
         training_seconds=result.seconds,
-        data=data.name,
-        image_shape=list(data.image_shape),
+        **run.metadata,
     )
     history = [vars(record) for record in result.history]
-    (output / f"{stem}-history.json").write_text(json.dumps(history, indent=1))
+    write_atomically(run.history, json.dumps(history, indent=1).encode())
     samples = module().gibbs_chain((args.num_samples,), burn_in=1000)[0]
-    png = save_image_grid(output / f"{stem}-samples.png", samples, data.image_shape)
-    print(f"checkpoint: {checkpoint}\nsamples: {png}")
+    png = save_image_grid(run.samples, samples, data.image_shape)
+    print(f"checkpoint: {run.checkpoint}\nsamples: {png}")
+
+
+def _no_improvement(run: _Run, epochs: int) -> str:
+    return (
+        f"training did not improve on the initialization in {epochs} epochs (diverged? try a "
+        f"smaller --lr); nothing was saved to {run.checkpoint}"
+    )
 
 
 def _build_module(args: argparse.Namespace, train: torch.Tensor) -> torch.nn.Module:
@@ -192,19 +269,53 @@ def _build_module(args: argparse.Namespace, train: torch.Tensor) -> torch.nn.Mod
     return FVSBNModule(num_dims, ordering=ordering, data=train)
 
 
+class _Run:
+    """The files of one ``fit`` run, and the checks made before any training: the output
+    directory is writable, no other run is writing it, and an earlier run there is replaced only
+    with ``--overwrite`` (or continued with ``--resume``)."""
+
+    def __init__(self, args: argparse.Namespace, data) -> None:
+        output = Path(args.output)
+        stem = f"{args.model}-{data.name}"
+        self.checkpoint = output / f"{stem}.pt"
+        self.history = output / f"{stem}-history.json"
+        self.samples = output / f"{stem}-samples.png"
+        self.lock = OutputLock(output / f".{stem}.lock")
+        self.metadata = {"data": data.name, "image_shape": list(data.image_shape)}
+        if output.exists() and not output.is_dir():
+            raise ValueError(f"--output {output} exists and is not a directory")
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+            probe = write_atomically(output / f".{stem}.write-test", b"")
+            probe.unlink()
+        except OSError as error:
+            raise OSError(f"cannot write to the output directory {output}: {error}") from None
+        existing = [path for path in (self.checkpoint, self.history) if path.exists()]
+        if args.resume and not self.checkpoint.exists():
+            raise ValueError(f"--resume: there is no run to continue at {self.checkpoint}")
+        if existing and not (args.overwrite or args.resume):
+            raise ValueError(
+                f"{existing[0]} exists (an earlier run): pass --overwrite to replace it, "
+                "--resume to continue it, or choose another --output"
+            )
+
+
 def _fit(args: argparse.Namespace) -> None:
     data = load_binary_dataset(args.data, args.data_dir, args.binarization, args.binarization_seed)
     torch.manual_seed(args.seed)
     module = _build_module(args, data.train)
-    output = Path(args.output)
-    stem = f"{args.model}-{data.name}"
-    checkpoint = output / f"{stem}.pt"
+    run = _Run(args, data)
     print(
         f"{args.model} on {data.name}: {len(data.train)}/{len(data.valid)}/{len(data.test)} "
         f"train/valid/test examples, D={data.num_dims}"
     )
-    if args.model == "rbm":
-        return _fit_rbm(args, data, module, output, stem)
+    with run.lock:
+        if args.model == "rbm":
+            return _fit_rbm(args, data, module, run)
+        _fit_by_maximum_likelihood(args, data, module, run)
+
+
+def _fit_by_maximum_likelihood(args: argparse.Namespace, data, module, run: _Run) -> None:
     config = TrainingConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -215,34 +326,72 @@ def _fit(args: argparse.Namespace) -> None:
         max_seconds=None if args.max_minutes is None else args.max_minutes * 60,
         progress=not args.no_progress,
     )
-    metadata = {"data": data.name, "image_shape": list(data.image_shape)}
-    result = fit_maximum_likelihood(module, data.train, data.valid, config, checkpoint, metadata)
+    result = fit_maximum_likelihood(
+        module,
+        data.train,
+        data.valid,
+        config,
+        run.checkpoint,
+        run.metadata,
+        resume_from=run.checkpoint if args.resume else None,
+    )
+    if not result.improved:
+        raise TrainingFailed(_no_improvement(run, len(result.history)))
     nll = {split: mean_nll(module, data[split]) for split in ("train", "valid", "test")}
     print(
         f"train NLL {nll['train']:.2f} nats | valid NLL {nll['valid']:.2f} | "
         f"test NLL {nll['test']:.2f}  (best epoch {result.best_epoch}, stopped by "
         f"{result.stop_reason}, {result.elapsed_seconds:.1f} s)"
     )
+    # the final checkpoint keeps the trainer's training state, so --resume still works
+    _, saved = load_checkpoint(run.checkpoint)
     save_checkpoint(
-        checkpoint,
+        run.checkpoint,
         module,
         epoch=result.best_epoch,
         nll=nll,
         training_seconds=result.elapsed_seconds,
-        **metadata,
+        training_state=saved.get("training_state"),
+        **run.metadata,
     )
-    (output / f"{stem}-history.json").write_text(json.dumps(result.to_dict(), indent=1))
+    write_atomically(run.history, json.dumps(result.to_dict(), indent=1).encode())
     samples = module().sample((args.num_samples,))
-    png = save_image_grid(output / f"{stem}-samples.png", samples, data.image_shape)
-    print(f"checkpoint: {checkpoint}\nsamples: {png}")
+    png = save_image_grid(run.samples, samples, data.image_shape)
+    print(f"checkpoint: {run.checkpoint}\nsamples: {png}")
+
+
+def _image_shape(metadata: dict, num_dims: int, path: str) -> tuple[int, int]:
+    """The checkpoint's ``image_shape`` (height, width), checked; a row of ``D`` pixels if it
+    has none."""
+    shape = metadata.get("image_shape")
+    if shape is None:
+        return (1, num_dims)
+    if (
+        not isinstance(shape, (list, tuple))
+        or len(shape) != 2
+        or not all(isinstance(size, int) and not isinstance(size, bool) for size in shape)
+        or min(shape) < 1
+        or shape[0] * shape[1] != num_dims
+    ):
+        raise CheckpointError(
+            f"{path}: its metadata image_shape {shape!r} is not (height, width) with "
+            f"height x width = D = {num_dims}"
+        )
+    return tuple(shape)
 
 
 def _sample(args: argparse.Namespace) -> None:
     module, metadata = load_checkpoint(args.checkpoint)
+    shape = _image_shape(metadata, module.num_dims, args.checkpoint)
+    output = Path(args.output or str(Path(args.checkpoint).with_suffix("")) + "-samples.png")
+    if output.exists() and (
+        output.resolve() == Path(args.checkpoint).resolve() or is_checkpoint(output)
+    ):
+        raise ValueError(
+            f"--output {output} is a checkpoint; refusing to replace it with a PNG image"
+        )
     torch.manual_seed(args.seed)
     samples = module().sample((args.num_samples,))  # RBMs: Gibbs chains, 1000 sweeps burn-in
-    shape = tuple(metadata.get("image_shape") or (1, samples.shape[-1]))
-    output = args.output or str(Path(args.checkpoint).with_suffix("")) + "-samples.png"
     print(f"samples: {save_image_grid(output, samples, shape)}")
 
 
@@ -267,16 +416,33 @@ def _score(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status (0 success, 2 user error)."""
+    """Runs the command line; returns the exit status (0 success, 2 user error or bad input,
+    3 training that produced no usable model, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not getattr(args, "no_progress", True):
+        # progress lines (stderr not a terminal) are logged at INFO: show them
+        logging.getLogger("pyro_ar.progress").setLevel(logging.INFO)
     try:
         {"fit": _fit, "sample": _sample, "score": _score}[args.command](args)
-    except (DataFileError, CheckpointError, ValueError, FloatingPointError, OSError) as error:
+    except TrainingFailed as error:
         print(f"pyro-ar: error: {error}", file=sys.stderr)
+        return 3
+    except (
+        DataFileError,
+        CheckpointError,
+        OutputLockedError,
+        ValueError,
+        FloatingPointError,
+        OSError,
+    ) as error:
+        print(f"pyro-ar: error: {error}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("pyro-ar: error: out of memory (fewer --num-samples?)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pyro-ar: interrupted", file=sys.stderr)

@@ -111,5 +111,6 @@ def test_fit_score_and_sample_an_rbm(tmp_path, capsys):
     assert main(["score", checkpoint, "--split", "valid"]) == 0
     assert "digits valid NLL" in capsys.readouterr().out
     assert main(["sample", checkpoint, "--num-samples", "4"]) == 0
-    assert main(arguments + ["--hidden", "24", "--ais-betas", "300", "--ais-chains", "20"]) == 0
+    larger = ["--hidden", "24", "--ais-betas", "300", "--ais-chains", "20", "--overwrite"]
+    assert main(arguments + larger) == 0
     assert "(AIS bracket)" in capsys.readouterr().out

@@ -25,6 +25,7 @@ import hashlib
 import logging
 import os
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +95,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if raw[:2] == _GZIP_MAGIC:
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as error:
+        except (OSError, EOFError, zlib.error) as error:  # zlib.error: damage inside the stream
             raise DataFileError(f"{path} is a damaged gzip file: {error}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise DataFileError(f"{path} is not an IDX file (bad magic number)")
@@ -145,17 +146,40 @@ def _sha256(path: Path) -> str:
 
 
 def _check_sha256sums(directory: Path, paths: list[Path]) -> None:
-    """Checks ``paths`` against a ``SHA256SUMS`` file in ``directory``, if there is one."""
+    """Checks ``paths`` against a ``SHA256SUMS`` file in ``directory``, if there is one.
+
+    The listing must parse (``<64 hex digits> <name>`` per line, as ``sha256sum`` writes it)
+    and must name every file that is read: a listing that checks nothing is an error, not a
+    pass."""
     listing = directory / "SHA256SUMS"
     if not listing.is_file():
         return
     expected = {}
-    for line in listing.read_text().splitlines():
+    try:
+        text = listing.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataFileError(f"{listing} is not a text file of checksums") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
         parts = line.split()
-        if len(parts) == 2:
-            expected[parts[1].lstrip("*")] = parts[0].lower()
+        digest = parts[0].lower() if parts else ""
+        if (
+            len(parts) != 2
+            or len(digest) != 64
+            or any(c not in "0123456789abcdef" for c in digest)
+        ):
+            raise DataFileError(
+                f"{listing}, line {number}: expected '<64 hex digits> <file name>', got {line!r}"
+            )
+        expected[parts[1].lstrip("*")] = digest
+    unlisted = [path.name for path in paths if path.name not in expected]
+    if unlisted:
+        raise DataFileError(
+            f"{listing} lists no checksum for {', '.join(unlisted)}: fix or remove the listing"
+        )
     for path in paths:
-        if path.name in expected and _sha256(path) != expected[path.name]:
+        if _sha256(path) != expected[path.name]:
             raise DataFileError(f"{path} does not match its checksum in {listing} (corrupt file)")
 
 
@@ -181,6 +205,11 @@ def load_mnist(data_dir: str | os.PathLike | None = None) -> dict[str, Tensor]:
         array = read_idx(paths[stem])
         if array.shape != shape:
             raise DataFileError(f"{paths[stem]} has shape {array.shape}, expected {shape}")
+        if "labels" in stem and array.size and int(array.max()) > 9:
+            bad = int(np.flatnonzero(array > 9)[0])
+            raise DataFileError(
+                f"{paths[stem]}: label {int(array[bad])} at index {bad} is not a digit 0-9"
+            )
         arrays[stem] = torch.from_numpy(array.copy())
     return {
         "train_images": arrays["train-images-idx3-ubyte"],

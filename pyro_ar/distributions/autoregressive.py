@@ -29,7 +29,12 @@ from pyro.distributions import TorchDistribution
 from torch import Tensor
 from torch.distributions import constraints
 
-from .validation import check_binary_values, check_value_shape, initialize_distribution
+from .validation import (
+    check_binary_values,
+    check_sample_shape,
+    check_value_shape,
+    initialize_distribution,
+)
 
 
 def check_ordering(
@@ -106,6 +111,8 @@ class BinaryAutoregressive(TorchDistribution):
         device: torch.device | None = None,
         validate_args: bool | None = None,
     ) -> None:
+        if num_dims < 1:
+            raise ValueError(f"{type(self).__name__} needs at least one dimension, got D=0")
         self._set_ordering(check_ordering(ordering, num_dims, device))
         initialize_distribution(
             self, torch.Size(batch_shape), torch.Size([num_dims]), validate_args
@@ -233,7 +240,7 @@ class BinaryAutoregressive(TorchDistribution):
             Values 0.0/1.0 in the parameters' dtype and device, shape
             ``sample_shape + batch_shape + (D,)``.
         """
-        shape = torch.Size(sample_shape) + self.batch_shape
+        shape = check_sample_shape(type(self).__name__, sample_shape) + self.batch_shape
         with torch.no_grad():
             return self._ancestral(shape)[0]
 
@@ -285,7 +292,7 @@ class BinaryAutoregressive(TorchDistribution):
             self._check_binary(observed)
         observed = observed.to(self._dtype)
         batch = torch.broadcast_shapes(self.batch_shape, observed.shape[:-1], mask.shape[:-1])
-        shape = torch.Size(sample_shape) + batch
+        shape = check_sample_shape(name, sample_shape) + batch
         with torch.no_grad():
             samples, log_weights = self._ancestral(
                 shape,

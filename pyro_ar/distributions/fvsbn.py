@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from .autoregressive import BinaryAutoregressive, shared_across_batch
+from .validation import check_floating_parameters
 
 
 class FVSBN(BinaryAutoregressive):
@@ -57,8 +58,7 @@ class FVSBN(BinaryAutoregressive):
         ordering: Tensor | Sequence[int] | None = None,
         validate_args: bool | None = None,
     ) -> None:
-        if not isinstance(weight, Tensor) or not isinstance(bias, Tensor):
-            raise ValueError("FVSBN: weight and bias must be tensors")
+        check_floating_parameters("FVSBN", weight=weight, bias=bias)
         if bias.dim() < 1:
             raise ValueError(f"FVSBN: bias must have shape (..., D), got {tuple(bias.shape)}")
         num_dims = bias.shape[-1]

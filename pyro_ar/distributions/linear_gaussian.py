@@ -37,7 +37,12 @@ from pyro.distributions import TorchDistribution
 from torch import Tensor
 from torch.distributions import constraints
 
-from .validation import check_value_shape, initialize_distribution
+from .validation import (
+    check_floating_parameters,
+    check_sample_shape,
+    check_value_shape,
+    initialize_distribution,
+)
 
 
 class LinearGaussianLatent(TorchDistribution):
@@ -62,6 +67,7 @@ class LinearGaussianLatent(TorchDistribution):
         self, loc: Tensor, weight: Tensor, noise_scale: Tensor, validate_args: bool | None = None
     ) -> None:
         name = type(self).__name__
+        check_floating_parameters(name, loc=loc, weight=weight, noise_scale=noise_scale)
         if loc.dim() < 1:
             raise ValueError(f"{name}: loc must have shape (..., D), got {tuple(loc.shape)}")
         num_dims = loc.shape[-1]
@@ -169,11 +175,24 @@ class LinearGaussianLatent(TorchDistribution):
         value = value.expand(shape + self.event_shape)
         observed = ~torch.isnan(value)
         residual = torch.where(observed, value - self.loc, torch.zeros_like(value))
+        inverse_variance = 1 / self._noise_std() ** 2
+        if not bool(torch.isfinite(inverse_variance).all()):
+            raise ValueError(
+                f"{type(self).__name__}: noise_scale is too small for {inverse_variance.dtype} "
+                f"(1 / noise_scale^2 overflows; smallest {float(self._noise_std().min()):.3g}): "
+                "use float64 or a larger noise scale"
+            )
         if bool(observed.all()):
-            precision = (1 / self._noise_std() ** 2).expand(self.batch_shape + self.event_shape)
+            precision = inverse_variance.expand(self.batch_shape + self.event_shape)
         else:
-            precision = observed / self._noise_std() ** 2
-        cholesky = torch.linalg.cholesky(self._capacitance(precision))
+            precision = observed * inverse_variance
+        cholesky, info = torch.linalg.cholesky_ex(self._capacitance(precision))
+        if bool((info != 0).any()):
+            raise ValueError(
+                f"{type(self).__name__}: the capacitance matrix I + W^T Psi^-1 W is not "
+                f"positive definite in {cholesky.dtype} (weight too large relative to "
+                "noise_scale for this precision): use float64 or rescale the parameters"
+            )
         projected = self.weight.transpose(-1, -2) @ (precision * residual).unsqueeze(-1)
         return observed, residual, precision, cholesky, projected
 
@@ -206,7 +225,7 @@ class LinearGaussianLatent(TorchDistribution):
         Returns:
             Shape ``sample_shape + batch_shape + (D,)``.
         """
-        shape = self._extended_shape(sample_shape)
+        shape = self._extended_shape(check_sample_shape(type(self).__name__, sample_shape))
         latent = torch.randn(
             shape[:-1] + (self.latent_dim,), dtype=self.loc.dtype, device=self.loc.device
         )

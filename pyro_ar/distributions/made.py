@@ -3,6 +3,7 @@ r"""MADE distributions: masked autoencoders as autoregressive densities."""
 from __future__ import annotations
 
 __all__ = [
+    "check_network",
     "BernoulliMADE",
     "MADEDistribution",
     "CategoricalMADE",
@@ -21,10 +22,26 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from .autoregressive import BinaryAutoregressive
-from .validation import check_value_shape
+from .validation import check_sample_shape, check_value_shape
 
 if TYPE_CHECKING:
     from ..nn.masked import MaskedAutoencoder
+
+
+def check_network(owner: str, network: MaskedAutoencoder) -> None:
+    """Raises naming the first network parameter that holds NaN or an infinity."""
+    for name, parameter in network.named_parameters():
+        if not bool(torch.isfinite(parameter).all()):
+            problem = "NaN" if bool(torch.isnan(parameter).any()) else "infinite values"
+            raise ValueError(f"{owner}: network parameter {name} contains {problem}")
+
+
+def _checked(owner: str, network: MaskedAutoencoder, log_prob: Tensor, validate: bool) -> Tensor:
+    """``log_prob``, after naming a non-finite network parameter if it is not finite (under
+    validation: one check of the result, the parameters are read only when it fails)."""
+    if validate and log_prob.numel() and not bool(torch.isfinite(log_prob).all()):
+        check_network(owner, network)
+    return log_prob
 
 
 def _bind_network(
@@ -103,8 +120,10 @@ class MADEDistribution(TorchDistribution):
         Returns:
             Shape ``sample_shape + batch_shape + (D,)``, in the dtype that :meth:`_draw` gives.
         """
-        shape = torch.Size(sample_shape) + self.batch_shape
+        shape = check_sample_shape(type(self).__name__, sample_shape) + self.batch_shape
         network = self.network
+        if self._validate_args:
+            check_network(type(self).__name__, network)
         with torch.no_grad():
             weights = network.masked_weights(self.mask_index)
             first_layer = network.first_layer_start(shape, _expand_context(self.context, shape))
@@ -215,9 +234,12 @@ class BernoulliMADE(BinaryAutoregressive):
         value = self._prepare(value)
         logits = self._logits(value)
         value = value.expand(logits.shape)
-        return -F.binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
+        log_prob = -F.binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
+        return _checked("BernoulliMADE", self.network, log_prob, self._validate_args)
 
     def _sampling_start(self, shape: torch.Size) -> dict:
+        if self._validate_args:
+            check_network("BernoulliMADE", self.network)
         context = _expand_context(self.context, shape)
         return {
             "x": torch.zeros(shape + self.event_shape, dtype=self._dtype, device=self._device),
@@ -292,7 +314,8 @@ class GaussianMADE(MADEDistribution):
         value = self._cast(value)
         mean, log_scale = self.conditional_parameters(value)
         standardized = (value - mean) * torch.exp(-log_scale)
-        return (-0.5 * standardized**2 - log_scale - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = (-0.5 * standardized**2 - log_scale - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return _checked(type(self).__name__, self.network, log_prob, self._validate_args)
 
     def inverse(self, value: Tensor) -> Tensor:
         r"""The noise :math:`\epsilon = (x - \mu(x)) / \sigma(x)` that :meth:`transform` maps to
@@ -322,7 +345,7 @@ class GaussianMADE(MADEDistribution):
 
     def rsample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
         """Reparameterized sample, shape ``sample_shape + batch_shape + (D,)``."""
-        shape = self._extended_shape(sample_shape)
+        shape = self._extended_shape(check_sample_shape("GaussianMADE", sample_shape))
         return self.transform(torch.randn(shape, dtype=self._dtype, device=self._device))
 
 
@@ -391,7 +414,8 @@ class CategoricalMADE(MADEDistribution):
         """Exact log-probability, shape ``broadcast(value.shape[:-1], batch_shape)``."""
         logits = self.conditional_logits(value)
         index = value.long().expand(logits.shape[:-1]).unsqueeze(-1)
-        return logits.log_softmax(-1).gather(-1, index).squeeze(-1).sum(-1)
+        log_prob = logits.log_softmax(-1).gather(-1, index).squeeze(-1).sum(-1)
+        return _checked("CategoricalMADE", self.network, log_prob, self._validate_args)
 
     def _draw(self, outputs: Tensor) -> Tensor:
         # the network's outputs are finite logits: torch's validation would only fail on an
@@ -466,7 +490,8 @@ class MixtureOfGaussiansMADE(MADEDistribution):
         log_weights, means, log_scales = self.conditional_parameters(value)
         standardized = (value.unsqueeze(-1) - means) * torch.exp(-log_scales)
         component = -0.5 * standardized**2 - log_scales - 0.5 * math.log(2 * math.pi)
-        return (log_weights + component).logsumexp(-1).sum(-1)
+        log_prob = (log_weights + component).logsumexp(-1).sum(-1)
+        return _checked("MixtureOfGaussiansMADE", self.network, log_prob, self._validate_args)
 
     def _draw(self, outputs: Tensor) -> Tensor:
         log_weights, means, log_scales = self._split(outputs)
@@ -549,7 +574,8 @@ class MADEEnsemble(TorchDistribution):
         if self._validate_args:
             self._validate_sample(value)
         per_mask = torch.stack([component.log_prob(value) for component in self.components])
-        return per_mask.logsumexp(0) - math.log(len(self.components))
+        log_prob = per_mask.logsumexp(0) - math.log(len(self.components))
+        return _checked("MADEEnsemble", self.network, log_prob, self._validate_args)
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
         """Draws a mask set uniformly per sample, then a sample from that set's model.
@@ -557,7 +583,7 @@ class MADEEnsemble(TorchDistribution):
         Returns:
             Shape ``sample_shape + batch_shape + (D,)``.
         """
-        shape = torch.Size(sample_shape) + self.batch_shape
+        shape = check_sample_shape("MADEEnsemble", sample_shape) + self.batch_shape
         first = self.components[0]
         out = None
         choice = torch.randint(len(self.components), shape, device=first._device)

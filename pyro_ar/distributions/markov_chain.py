@@ -13,6 +13,7 @@ from torch.distributions import constraints
 
 from .validation import (
     check_end_padding,
+    check_sample_shape,
     check_value_shape,
     initialize_distribution,
     through_first_end,
@@ -138,7 +139,7 @@ class MarkovChain(TorchDistribution):
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
         with torch.no_grad():
-            shape = torch.Size(sample_shape) + self.batch_shape
+            shape = check_sample_shape("MarkovChain", sample_shape) + self.batch_shape
             rows = shape.numel()
             if rows == 0:
                 device = self.transition_probs.device

@@ -12,6 +12,7 @@ from torch.distributions import constraints
 
 from .autoregressive import BinaryAutoregressive, shared_across_batch
 from .nade_kernels import DEFAULT_CHUNK_SIZE, nade_hidden_logits, nade_hidden_logits_autograd
+from .validation import check_floating_parameters
 
 
 class NADE(BinaryAutoregressive):
@@ -77,14 +78,14 @@ class NADE(BinaryAutoregressive):
             "output_weight": output_weight,
             "output_bias": output_bias,
         }
-        for name, value in parameters.items():
-            if not isinstance(value, Tensor):
-                raise ValueError(f"NADE: {name} must be a tensor, got {type(value).__name__}")
+        check_floating_parameters("NADE", **parameters)
         if input_weight.dim() < 2:
             raise ValueError(
                 f"NADE: input_weight must have shape (..., H, D), got {tuple(input_weight.shape)}"
             )
         hidden, num_dims = input_weight.shape[-2:]
+        if hidden < 1:
+            raise ValueError("NADE needs at least one hidden unit, got H=0")
         expected = {
             "hidden_bias": (hidden,),
             "output_weight": (num_dims, hidden),

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 __all__ = ["NGramChain"]
 
+import math
+
 import torch
 from pyro.distributions import TorchDistribution
 from torch import Tensor
 from torch.distributions import constraints
 
 from ..ngram.model import NGramModel
-from .validation import check_end_padding, check_value_shape, through_first_end
+from .validation import (
+    check_end_padding,
+    check_sample_shape,
+    check_value_shape,
+    through_first_end,
+)
 
 # Rows of dense conditionals computed at once when tempering log_prob (memory: rows x V).
 _DENSE_CHUNK_ROWS = 1024
@@ -66,8 +73,8 @@ class NGramChain(TorchDistribution):
             raise TypeError(f"NGramChain needs an NGramModel, got {type(model).__name__}")
         if not isinstance(length, int) or length < 1:
             raise ValueError(f"length must be a positive integer, got {length!r}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
+        if not 0 < temperature < math.inf:
+            raise ValueError(f"temperature must be positive and finite, got {temperature}")
         if prefix is None:
             prefix = torch.zeros((0,), dtype=torch.long, device=model.device)
         if not isinstance(prefix, Tensor) or prefix.dim() < 1:
@@ -173,7 +180,7 @@ class NGramChain(TorchDistribution):
     # ----------------------------------------------------------------------------- sampling
     def _start(self, sample_shape: torch.Size) -> tuple[torch.Size, list[Tensor]]:
         """Rows to generate and the context entries after ``<s>`` + prefix (one per order)."""
-        shape = torch.Size(sample_shape) + self.batch_shape
+        shape = check_sample_shape("NGramChain", sample_shape) + self.batch_shape
         width = self.prefix.shape[-1]
         prefix = self.prefix.expand(shape + (width,)).reshape(shape.numel(), width)
         begin = prefix.new_full((prefix.shape[0], 1), self.model.vocabulary.begin_id)

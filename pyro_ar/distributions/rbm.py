@@ -14,7 +14,7 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from ..ops import BernoulliSampler, fused_linear
-from .validation import check_binary_values, check_value_shape
+from .validation import check_binary_values, check_sample_shape, check_value_shape
 
 #: The exact log-partition enumerates 2^K states of the smaller layer for K up to this.
 EXACT_LOG_PARTITION_MAX_UNITS = 20
@@ -71,14 +71,19 @@ class _RBMBase(TorchDistribution):
         self.hidden_bias = hidden_bias
         self.num_visible = num_visible
         self.num_hidden = num_hidden
-        batch_shape = torch.broadcast_shapes(
-            weight.shape[:-2], visible_bias.shape[:-1], hidden_bias.shape[:-1]
-        )
+        try:
+            batch_shape = torch.broadcast_shapes(
+                weight.shape[:-2], visible_bias.shape[:-1], hidden_bias.shape[:-1]
+            )
+        except RuntimeError:
+            raise ValueError(
+                f"the batch dimensions of weight {tuple(weight.shape[:-2])}, visible_bias "
+                f"{tuple(visible_bias.shape[:-1])} and hidden_bias {tuple(hidden_bias.shape[:-1])}"
+                " do not broadcast"
+            ) from None
         self._log_partition = None
         if log_partition is not None:
-            self._log_partition = torch.as_tensor(
-                log_partition, dtype=weight.dtype, device=weight.device
-            ).expand(batch_shape)
+            self._log_partition = self._as_log_partition(log_partition, batch_shape)
         super().__init__(batch_shape, torch.Size([num_visible]), validate_args=validate_args)
 
     # ----------------------------------------------------------------------- conditionals
@@ -125,7 +130,13 @@ class _RBMBase(TorchDistribution):
     def log_partition(self) -> Tensor:
         r"""Exact :math:`\log Z`, shape ``batch_shape``, by enumerating the hidden layer
         (in chunks, in log space): :math:`\log Z = \operatorname{logsumexp}_h\, [c \cdot h +
-        \log \textstyle\int e^{-E_h(v)} dv]` with the visible units summed or integrated out."""
+        \log \textstyle\int e^{-E_h(v)} dv]` with the visible units summed or integrated out.
+
+        Computed in float64 whatever the parameters' dtype (returned in theirs): in float32 the
+        free energies of large weights lose the digits that normalization needs."""
+        return self._float64()._enumerated_log_partition().to(self.weight.dtype)
+
+    def _enumerated_log_partition(self) -> Tensor:
         if not self.has_exact_log_partition:
             raise LogPartitionError(
                 f"cannot enumerate 2^{self.num_hidden} hidden states (at most "
@@ -163,16 +174,32 @@ class _RBMBase(TorchDistribution):
     def with_log_partition(self, log_partition: Tensor | float) -> _RBMBase:
         """A copy whose :meth:`log_prob` uses ``log_partition`` (e.g. an AIS estimate)."""
         new = self.expand(self.batch_shape)
-        new._log_partition = torch.as_tensor(
-            log_partition, dtype=self.weight.dtype, device=self.weight.device
-        ).expand(self.batch_shape)
+        new._log_partition = self._as_log_partition(log_partition, self.batch_shape)
         return new
 
+    def _as_log_partition(self, log_partition: Tensor | float, batch_shape) -> Tensor:
+        """A given log Z as a float64 tensor of ``batch_shape``, checked to be finite."""
+        value = torch.as_tensor(log_partition, device=self.weight.device)
+        value = value.to(torch.float64).expand(batch_shape)
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"log_partition must be finite, got {log_partition}")
+        return value
+
+    def _float64(self) -> _RBMBase:
+        """This RBM with float64 parameters (the same values; gradients reach the originals)."""
+        if self.weight.dtype == torch.float64:
+            return self
+        return self._converted(torch.float64)
+
+    def _converted(self, dtype: torch.dtype) -> _RBMBase:
+        raise NotImplementedError
+
     def _resolved_log_partition(self) -> Tensor:
+        """log Z in float64: attached, or exact (computed once)."""
         if self._log_partition is not None:
             return self._log_partition
         if self.has_exact_log_partition:
-            self._log_partition = self.log_partition()
+            self._log_partition = self._float64()._enumerated_log_partition()
             return self._log_partition
         raise LogPartitionError(
             f"{type(self).__name__}.log_prob needs log Z, but {self.num_hidden} hidden units are "
@@ -183,10 +210,15 @@ class _RBMBase(TorchDistribution):
 
     def log_prob(self, value: Tensor) -> Tensor:
         r"""Normalized :math:`\log p(v) = -F(v) - \log Z` (exact or attached :math:`\log Z`;
-        never silently unnormalized: raises :class:`LogPartitionError` without one)."""
+        never silently unnormalized: raises :class:`LogPartitionError` without one).
+
+        :math:`F` and :math:`\log Z` are computed in float64 and their difference returned in
+        the parameters' dtype, so that a float32 RBM stays normalized at any weight scale."""
         if self._validate_args:
             self._validate_sample(value)
-        return -self.free_energy(value) - self._resolved_log_partition()
+        log_partition = self._resolved_log_partition()
+        log_prob = -self._float64().free_energy(value) - log_partition
+        return log_prob.to(self.weight.dtype)
 
     def _copy_into(self, new, batch_shape):
         # Parameters stay unexpanded (they broadcast): a plate over N rows must not turn one
@@ -235,7 +267,14 @@ class _RBMBase(TorchDistribution):
         r"""Draws from vectorized block-Gibbs chains: ``burn_in`` sweeps, then ``num_draws``
         states ``thinning`` sweeps apart. Shape ``(num_draws,) + sample_shape + batch_shape +
         (D,)``. Chains start at ``initial`` or at independent draws from the visible biases."""
-        shape = torch.Size(sample_shape) + self.batch_shape
+        shape = check_sample_shape(type(self).__name__, sample_shape) + self.batch_shape
+        for name, value, least in (("num_draws", num_draws, 0), ("burn_in", burn_in, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+        if isinstance(thinning, bool) or not isinstance(thinning, int) or thinning < 1:
+            raise ValueError(f"thinning must be an integer >= 1, got {thinning!r}")
+        if num_draws == 0:
+            return torch.empty((0,) + shape + self.event_shape, dtype=self.weight.dtype)
         with torch.no_grad():
             if initial is None:
                 logits = self.visible_bias.expand(shape + (self.num_visible,))
@@ -274,7 +313,7 @@ class _RBMBase(TorchDistribution):
         enumerated); otherwise the last state
         of independent block-Gibbs chains after ``burn_in`` sweeps (a constructor argument,
         default 1000, kept by :meth:`expand`)."""
-        shape = torch.Size(sample_shape) + self.batch_shape
+        shape = check_sample_shape(type(self).__name__, sample_shape) + self.batch_shape
         if shape.numel() == 0:
             return torch.empty(shape + self.event_shape, dtype=self.weight.dtype)
         with torch.no_grad():
@@ -343,6 +382,17 @@ class RBM(_RBMBase):
     def expand(self, batch_shape, _instance=None) -> RBM:
         new = self._get_checked_instance(RBM, _instance)
         self._copy_into(new, torch.Size(batch_shape))
+        return new
+
+    def _converted(self, dtype: torch.dtype) -> RBM:
+        new = RBM(
+            self.weight.to(dtype),
+            self.visible_bias.to(dtype),
+            self.hidden_bias.to(dtype),
+            burn_in=self.burn_in,
+            validate_args=False,
+        )
+        new._log_partition = self._log_partition
         return new
 
     def _validate_sample(self, value: Tensor) -> None:
@@ -466,8 +516,11 @@ class GaussianBernoulliRBM(_RBMBase):
         validate_args: bool | None = None,
     ):
         visible_scale = torch.as_tensor(visible_scale, dtype=weight.dtype, device=weight.device)
-        if not bool((visible_scale > 0).all()):
-            raise ValueError("visible_scale must be positive")
+        if not bool(((visible_scale > 0) & torch.isfinite(visible_scale)).all()):
+            raise ValueError(
+                f"GaussianBernoulliRBM: visible_scale must be positive and finite, got "
+                f"{visible_scale.flatten()[:4].tolist()}"
+            )
         self.visible_scale = visible_scale.expand(visible_bias.shape)
         super().__init__(weight, visible_bias, hidden_bias, log_partition, burn_in, validate_args)
 
@@ -476,6 +529,18 @@ class GaussianBernoulliRBM(_RBMBase):
         batch_shape = torch.Size(batch_shape)
         new.visible_scale = self.visible_scale
         self._copy_into(new, batch_shape)
+        return new
+
+    def _converted(self, dtype: torch.dtype) -> GaussianBernoulliRBM:
+        new = GaussianBernoulliRBM(
+            self.weight.to(dtype),
+            self.visible_bias.to(dtype),
+            self.hidden_bias.to(dtype),
+            self.visible_scale.to(dtype),
+            burn_in=self.burn_in,
+            validate_args=False,
+        )
+        new._log_partition = self._log_partition
         return new
 
     def _validate_sample(self, value: Tensor) -> None:

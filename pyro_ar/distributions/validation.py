@@ -5,6 +5,8 @@ from __future__ import annotations
 __all__ = [
     "check_binary_values",
     "check_end_padding",
+    "check_floating_parameters",
+    "check_sample_shape",
     "check_parameters",
     "check_value_shape",
     "initialize_distribution",
@@ -121,3 +123,36 @@ def initialize_distribution(
         distribution._validate_args = validate_args
     if distribution._validate_args:
         check_parameters(distribution)
+
+
+def check_sample_shape(owner: str, sample_shape) -> torch.Size:
+    """``sample_shape`` as a ``torch.Size`` of non-negative sizes.
+
+    Raises:
+        ValueError: naming the distribution and the shape.
+    """
+    try:
+        shape = torch.Size(sample_shape)
+    except TypeError:
+        raise ValueError(
+            f"{owner}: sample_shape must be a tuple of sizes, got {sample_shape!r}"
+        ) from None
+    if any(size < 0 for size in shape):
+        raise ValueError(f"{owner}: sample_shape must hold sizes >= 0, got {tuple(shape)}")
+    return shape
+
+
+def check_floating_parameters(owner: str, **parameters: Tensor) -> None:
+    """Every parameter is a real floating-point tensor (float16/32/64, bfloat16).
+
+    Raises:
+        ValueError: naming the parameter and its dtype.
+    """
+    for name, value in parameters.items():
+        if not isinstance(value, Tensor):
+            raise ValueError(f"{owner}: {name} must be a tensor, got {type(value).__name__}")
+        if not value.is_floating_point():
+            raise ValueError(
+                f"{owner}: {name} must be a real floating-point tensor (e.g. float32), got "
+                f"{value.dtype}"
+            )

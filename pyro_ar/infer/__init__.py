@@ -7,8 +7,15 @@ from .bayesian_linear_gaussian import (
     initial_values,
     rotate_to_lower_triangular,
 )
-from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    is_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .contrastive_divergence import ContrastiveDivergence, pseudo_likelihood, reconstruction_error
+from .epochs import EpochLoop, LoopState
 from .gibbs import GibbsKernel
 from .linear_gaussian import (
     DEFAULT_RELATIVE_NOISE_FLOOR,
@@ -59,6 +66,9 @@ __all__ = [
     "fit_factor_analysis",
     "fit_ppca",
     "CheckpointError",
+    "EpochLoop",
+    "LoopState",
+    "is_checkpoint",
     "EpochRecord",
     "TrainingConfig",
     "TrainingResult",

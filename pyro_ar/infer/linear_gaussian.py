@@ -173,12 +173,34 @@ def _ppca_closed_form(
     return np.ascontiguousarray(weight), noise_variance, float(log_likelihood)
 
 
-def _noise_floor(variances: Tensor, noise_floor: float | None) -> float:
+def _noise_floor(variances: Tensor, noise_floor: float | None, per_column: bool) -> float:
+    """The noise-variance floor, checked; ``per_column``: factor analysis, whose noise variance
+    of a constant column would be 0 without a floor (PPCA shares one noise variance)."""
+    if not bool(torch.isfinite(variances).all()):
+        raise ValueError(
+            f"the data's variances overflow {variances.dtype} (values too large for this "
+            "dtype): rescale the data or convert it to float64"
+        )
     if noise_floor is None:
-        return DEFAULT_RELATIVE_NOISE_FLOOR * float(variances.mean())
-    if noise_floor < 0:
-        raise ValueError(f"noise_floor must be >= 0, got {noise_floor}")
-    return float(noise_floor)
+        floor = DEFAULT_RELATIVE_NOISE_FLOOR * float(variances.mean())
+    elif not 0 <= noise_floor < math.inf:  # NaN fails too
+        raise ValueError(f"noise_floor must be a finite number >= 0, got {noise_floor}")
+    else:
+        floor = float(noise_floor)
+    if per_column and floor <= 0 and bool((variances <= 0).any()):
+        constant = torch.nonzero(variances <= 0).flatten()[:5].tolist()
+        raise ValueError(
+            f"data columns {constant} are constant and the noise floor is 0: their "
+            "maximum-likelihood noise variance would be 0; pass a positive noise_floor"
+        )
+    return floor
+
+
+def _check_iterations(max_iter: int, tol: float) -> None:
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
+        raise ValueError(f"max_iter must be an integer >= 0, got {max_iter!r}")
+    if not 0 <= tol < math.inf:
+        raise ValueError(f"tol must be a finite number >= 0, got {tol}")
 
 
 def _mean_log_likelihood(covariance: Tensor, weight: Tensor, noise_variance: Tensor) -> float:
@@ -241,10 +263,11 @@ def fit_ppca(
         tol: EM convergence tolerance in nats per row (missing values only).
     """
     data, has_missing = _check_data(data, latent_dim)
+    _check_iterations(max_iter, tol)
     if has_missing:
         return _fit_with_missing(data, latent_dim, True, noise_floor, max_iter, tol)
     mean, covariance = _moments(data)
-    floor = _noise_floor(covariance.diagonal(), noise_floor)
+    floor = _noise_floor(covariance.diagonal(), noise_floor, per_column=False)
     weight, noise_variance, log_likelihood = _ppca_closed_form(
         covariance.cpu().numpy(), latent_dim, floor
     )
@@ -277,11 +300,12 @@ def fit_factor_analysis(
         tol: Convergence tolerance in nats per row.
     """
     data, has_missing = _check_data(data, latent_dim)
+    _check_iterations(max_iter, tol)
     if has_missing:
         return _fit_with_missing(data, latent_dim, False, noise_floor, max_iter, tol)
     mean, covariance = _moments(data)
     variances = covariance.diagonal()
-    floor = _noise_floor(variances, noise_floor)
+    floor = _noise_floor(variances, noise_floor, per_column=True)
     noise_variance = variances.clamp_min(floor)
     history: list[float] = []
     converged = False
@@ -332,7 +356,7 @@ def _fit_with_missing(
     counts = mask.sum(0)
     mean = filled.sum(0) / counts
     variances = (mask * (filled - mean) ** 2).sum(0) / counts
-    floor = _noise_floor(variances, noise_floor)
+    floor = _noise_floor(variances, noise_floor, per_column=not isotropic)
     # Start from the principal directions of the mean-imputed data.
     imputed = torch.where(observed, data, mean)
     _, singular, right = torch.linalg.svd(imputed - mean, full_matrices=False)
@@ -347,9 +371,9 @@ def _fit_with_missing(
         scale = noise_variance[0].sqrt() if isotropic else noise_variance.sqrt()
         return model_class(mean, weight, scale)
 
-    history: list[float] = []
-    converged = False
     distribution = build(mean, weight, noise_variance)
+    history: list[float] = [float(distribution.log_prob(data).mean())]  # the starting point
+    converged = False
     for _ in range(max_iter):
         # E-step: the exact posterior of each row's latents given its observed coordinates
         posterior = distribution.posterior(data)
@@ -372,10 +396,11 @@ def _fit_with_missing(
         noise_variance = noise_variance.clamp_min(floor)
         distribution = build(mean, weight, noise_variance)
         history.append(float(distribution.log_prob(data).mean()))
-        if len(history) > 1 and abs(history[-1] - history[-2]) < tol:
+        if abs(history[-1] - history[-2]) < tol:
             converged = True
             break
-    return LinearGaussianFit(distribution, history[-1], history, len(history), converged, floor)
+    iterations = len(history) - 1
+    return LinearGaussianFit(distribution, history[-1], history, iterations, converged, floor)
 
 
 def fit_by_svi(

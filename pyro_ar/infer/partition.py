@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from ..distributions.rbm import RBM
 from ..ops import BernoulliSampler
+from ..progress import Progress
 
 
 @dataclass
@@ -147,7 +147,7 @@ def annealed_importance_sampling(
         betas: An increasing schedule from 0 to 1, or its length for :func:`annealing_schedule`.
         base_visible_bias: :math:`b_A` (e.g. :func:`base_rate_visible_bias` of the training
             data); default 0 (uniform).
-        progress: Show a progress bar.
+        progress: Report progress (a bar on a terminal, plain log lines otherwise).
     """
     annealing = _Annealing(rbm, base_visible_bias)
     betas = _check_schedule(betas, rbm)
@@ -156,13 +156,15 @@ def annealed_importance_sampling(
         visible = torch.bernoulli(torch.sigmoid(annealing.base_bias.expand(shape)))
         log_weights = torch.zeros(shape[:-1], dtype=rbm.weight.dtype, device=rbm.weight.device)
         values = betas.tolist()
-        for k in tqdm(range(1, len(values)), desc="AIS", disable=not progress, mininterval=1):
-            activation = annealing.hidden_preactivation(visible)
-            log_weights += annealing.log_f_difference(
-                visible, activation, values[k], values[k - 1]
-            )
-            if k < len(values) - 1:
-                visible = annealing.transition(activation, values[k])
+        with Progress(len(values) - 1, "AIS", progress, unit="temperature") as report:
+            for k in range(1, len(values)):
+                activation = annealing.hidden_preactivation(visible)
+                log_weights += annealing.log_f_difference(
+                    visible, activation, values[k], values[k - 1]
+                )
+                if k < len(values) - 1:
+                    visible = annealing.transition(activation, values[k])
+                report.update()
     return _summarize(log_weights, annealing.log_base_partition, 1.0, "forward")
 
 
@@ -197,15 +199,15 @@ def reverse_annealed_importance_sampling(
             visible.shape[:-1], dtype=rbm.weight.dtype, device=visible.device
         )
         values = betas.tolist()
-        for k in tqdm(
-            range(len(values) - 1, 0, -1), desc="reverse AIS", disable=not progress, mininterval=1
-        ):
-            activation = annealing.hidden_preactivation(visible)
-            log_weights += annealing.log_f_difference(
-                visible, activation, values[k - 1], values[k]
-            )
-            if k > 1:
-                visible = annealing.transition(activation, values[k - 1])
+        with Progress(len(values) - 1, "reverse AIS", progress, unit="temperature") as report:
+            for k in range(len(values) - 1, 0, -1):
+                activation = annealing.hidden_preactivation(visible)
+                log_weights += annealing.log_f_difference(
+                    visible, activation, values[k - 1], values[k]
+                )
+                if k > 1:
+                    visible = annealing.transition(activation, values[k - 1])
+                report.update()
     return _summarize(log_weights, annealing.log_base_partition, -1.0, "reverse")
 
 

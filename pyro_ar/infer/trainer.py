@@ -8,21 +8,26 @@ objective as Pyro's SVI with an observed site and an empty guide, without the tr
 
 from __future__ import annotations
 
-__all__ = ["EpochRecord", "TrainingConfig", "TrainingResult", "fit_maximum_likelihood", "mean_nll"]
+__all__ = [
+    "EpochRecord",
+    "TrainingConfig",
+    "TrainingResult",
+    "check_training_settings",
+    "fit_maximum_likelihood",
+    "mean_nll",
+]
 
-import copy
 import logging
 import math
 import os
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
-from .checkpoint import save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .epochs import EpochLoop, LoopState
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +37,8 @@ class TrainingConfig:
     """Settings of :func:`fit_maximum_likelihood`.
 
     Attributes:
-        epochs: Maximum number of passes over the training set.
+        epochs: Maximum number of passes over the training set (a resumed run continues up to
+            this epoch).
         batch_size: Examples per gradient step.
         learning_rate: Adam's step size.
         weight_decay: L2 penalty (Adam's ``weight_decay``).
@@ -41,7 +47,7 @@ class TrainingConfig:
         seed: Seeds the shuffling (and torch's global generator) for reproducibility.
         max_seconds: Optional wall-clock budget: no epoch starts that would end past it, judged
             by the last epoch's duration (the first epoch always runs).
-        progress: Show a tqdm progress bar.
+        progress: Show progress (a bar on a terminal, plain log lines otherwise).
         eval_batch_size: Examples per batch when evaluating.
     """
 
@@ -57,15 +63,42 @@ class TrainingConfig:
     eval_batch_size: int = 1000
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        check_training_settings(
+            self,
+            positive_integers=("epochs", "batch_size", "patience", "eval_batch_size"),
+            positive_numbers=("learning_rate",),
+        )
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"weight_decay must be finite and >= 0, got {self.weight_decay}")
         if not 0 < self.learning_rate_decay <= 1:
             raise ValueError(
                 f"learning_rate_decay must lie in (0, 1], got {self.learning_rate_decay}"
             )
+
+
+def check_training_settings(
+    config, positive_integers: tuple[str, ...], positive_numbers: tuple[str, ...]
+) -> None:
+    """Checks the settings every trainer shares: integers at least 1, finite positive numbers,
+    a finite non-negative ``max_seconds`` (or ``None``) and an integer ``seed``.
+
+    Raises:
+        ValueError: naming the setting and the value.
+    """
+    for name in positive_integers:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer of at least 1, got {value!r}")
+    for name in positive_numbers:
+        value = getattr(config, name)
+        if not isinstance(value, (int, float)) or not 0 < value < math.inf:
+            raise ValueError(f"{name} must be positive and finite, got {value!r}")
+    budget = config.max_seconds
+    if budget is not None and not (isinstance(budget, (int, float)) and 0 <= budget < math.inf):
+        raise ValueError(f"max_seconds must be a finite number >= 0 or None, got {budget!r}")
+    seed = config.seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2^63), got {seed!r}")
 
 
 @dataclass
@@ -80,13 +113,22 @@ class EpochRecord:
 
 @dataclass
 class TrainingResult:
-    """What :func:`fit_maximum_likelihood` did; the module holds the best epoch's weights."""
+    """What :func:`fit_maximum_likelihood` did; the module holds the best epoch's weights.
+
+    ``best_epoch == 0`` means that no epoch improved on the initialization (``improved`` is
+    false): the initial weights were kept, and a warning was logged.
+    """
 
     best_epoch: int
     best_valid_nll: float
     elapsed_seconds: float
     stop_reason: str
     history: list[EpochRecord] = field(default_factory=list)
+
+    @property
+    def improved(self) -> bool:
+        """Whether some epoch improved on the initial validation NLL."""
+        return self.best_epoch > 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -153,13 +195,15 @@ def fit_maximum_likelihood(
     config: TrainingConfig | None = None,
     checkpoint_path: str | os.PathLike | None = None,
     checkpoint_metadata: dict | None = None,
+    resume_from: str | os.PathLike | None = None,
 ) -> TrainingResult:
     """Fits ``module`` by maximum likelihood with Adam and early stopping.
 
     After each epoch the validation NLL is computed; on improvement the weights are kept (and
-    written atomically to ``checkpoint_path``, if given). At the end the best weights are
-    restored into ``module``. A module that defines ``after_optimizer_step()`` has it called
-    after every optimizer step (a MADE with several mask sets moves to the next one).
+    written atomically to ``checkpoint_path``, if given, with the optimizer's and the loop's
+    state, so that the run can be resumed). At the end the best weights are restored into
+    ``module``. A module that defines ``after_optimizer_step()`` has it called after every
+    optimizer step (a MADE with several mask sets moves to the next one).
 
     Arguments:
         module: Returns a distribution when called with no argument (``FVSBNModule``,
@@ -171,6 +215,13 @@ def fit_maximum_likelihood(
         config: Settings; defaults to :class:`TrainingConfig` ().
         checkpoint_path: Optional file for the best checkpoint.
         checkpoint_metadata: Extra plain values stored in the checkpoint.
+        resume_from: A checkpoint written by this function: its weights, optimizer state,
+            learning rate, shuffling state and history are restored and training continues from
+            its epoch up to ``config.epochs`` (the best epoch so far included).
+
+    Returns:
+        A :class:`TrainingResult`; ``result.improved`` is false (and a warning is logged) when
+        no epoch improved on the initialization.
     """
     config = config or TrainingConfig()
     fixed_train = None if callable(train) else train
@@ -178,81 +229,92 @@ def fit_maximum_likelihood(
     if (fixed_train is not None and len(fixed_train) == 0) or len(valid) == 0:
         raise ValueError("training and validation sets must not be empty")
     torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
     device = _device_of(module)
     after_step = getattr(module, "after_optimizer_step", None)
     optimizer = _adam(list(module.parameters()), config.learning_rate, config.weight_decay)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, config.learning_rate_decay)
-    best_state = copy.deepcopy(module.state_dict())
-    best_valid, best_epoch = mean_nll(module, valid, config.eval_batch_size), 0
-    history: list[EpochRecord] = []
-    start_time = time.perf_counter()
-    stop_reason = "epochs"
-    batches_per_epoch = -(-len(train) // config.batch_size) if hasattr(train, "__len__") else 0
-    bar = tqdm(
-        total=(config.epochs * batches_per_epoch) or None,
-        unit="batch",
-        desc="training",
-        disable=not config.progress,
-    )
-    for epoch in range(1, config.epochs + 1):
-        epoch_start = time.perf_counter()
-        module.train()
-        epoch_train = train_of_epoch(epoch)
-        if len(epoch_train) == 0:
-            raise ValueError(f"the training set of epoch {epoch} is empty")
-        order = torch.randperm(len(epoch_train), generator=generator)
-        total, count = 0.0, 0
-        for start in range(0, len(epoch_train), config.batch_size):
-            batch = epoch_train[order[start : start + config.batch_size]].to(device)
-            loss = -module().log_prob(batch).mean()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"training loss became {loss.item()} at epoch {epoch}; lower the learning rate"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if after_step is not None:
-                after_step()
-            total += loss.item() * len(batch)
-            count += len(batch)
-            bar.update()
-        schedule.step()
-        module.eval()
+    state = None
+    if resume_from is not None:
+        state = _resume(resume_from, module, optimizer, schedule)
+
+    def step(batch: Tensor) -> float:
+        loss = -module().log_prob(batch.to(device)).mean()
+        if not torch.isfinite(loss):
+            return float(loss)  # the loop stops with a clear error
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if after_step is not None:
+            after_step()
+        return loss.item()
+
+    def validate(epoch: int) -> float:
         valid_nll = mean_nll(module, valid, config.eval_batch_size)
-        record = EpochRecord(epoch, total / count, valid_nll, time.perf_counter() - epoch_start)
-        history.append(record)
-        logger.info("epoch %d: train NLL %.3f, valid NLL %.3f", epoch, record.train_nll, valid_nll)
-        bar.set_postfix(epoch=epoch, train=f"{record.train_nll:.2f}", valid=f"{valid_nll:.2f}")
-        if valid_nll < best_valid:
-            best_valid, best_epoch = valid_nll, epoch
-            best_state = copy.deepcopy(module.state_dict())
-            if checkpoint_path is not None:
-                save_checkpoint(
-                    checkpoint_path,
-                    module,
-                    epoch=epoch,
-                    valid_nll=valid_nll,
-                    **(checkpoint_metadata or {}),
-                )
-        elif epoch - best_epoch >= config.patience:
-            stop_reason = "early stopping"
-            break
-        # stop before an epoch that would end past the budget, judged by this epoch's length
-        elapsed = time.perf_counter() - start_time
-        if config.max_seconds is not None and elapsed + record.seconds > config.max_seconds:
-            stop_reason = "time budget"
-            break
-    bar.close()
-    module.load_state_dict(best_state)
-    module.eval()
-    if math.isinf(best_valid):
+        if epoch:
+            logger.info("epoch %d: valid NLL %.3f", epoch, valid_nll)
+        return valid_nll
+
+    def save(state: LoopState) -> None:
+        if checkpoint_path is not None:
+            save_checkpoint(
+                checkpoint_path,
+                module,
+                epoch=state.best_epoch,
+                valid_nll=state.best_value,
+                training_state={
+                    "loop": state.to_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                },
+                **(checkpoint_metadata or {}),
+            )
+
+    loop = EpochLoop(
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        patience=config.patience,
+        max_seconds=config.max_seconds,
+        seed=config.seed,
+        progress=config.progress,
+    )
+    batches = -(-len(fixed_train) // config.batch_size) if fixed_train is not None else None
+    state = loop.run(
+        module,
+        train_of_epoch,
+        step,
+        validate,
+        state=state,
+        on_epoch_end=lambda epoch: schedule.step(),
+        on_improvement=save,
+        batches_per_epoch=batches,
+        make_record=lambda epoch, train_loss, valid, seconds: EpochRecord(
+            epoch, train_loss, valid, seconds
+        ),
+    )
+    if math.isinf(state.best_value):
         raise FloatingPointError("validation NLL never became finite")
     return TrainingResult(
-        best_epoch=best_epoch,
-        best_valid_nll=best_valid,
-        elapsed_seconds=time.perf_counter() - start_time,
-        stop_reason=stop_reason,
-        history=history,
+        best_epoch=state.best_epoch,
+        best_valid_nll=state.best_value,
+        elapsed_seconds=state.elapsed_seconds,
+        stop_reason=state.stop_reason,
+        history=state.history,
     )
+
+
+def _resume(path, module: nn.Module, optimizer, schedule) -> LoopState:
+    """Loads a checkpoint of :func:`fit_maximum_likelihood` into the module, optimizer and
+    schedule, and returns the loop's state."""
+    loaded, metadata = load_checkpoint(path)
+    if type(loaded) is not type(module) or loaded.config != module.config:
+        raise CheckpointError(
+            f"{path} holds a {type(loaded).__name__} with config {loaded.config}; it cannot "
+            f"resume training of a {type(module).__name__} with config {module.config}"
+        )
+    training = metadata.get("training_state")
+    if not isinstance(training, dict) or "loop" not in training:
+        raise CheckpointError(f"{path} has no training state to resume from")
+    module.load_state_dict(loaded.state_dict())
+    optimizer.load_state_dict(training["optimizer"])
+    schedule.load_state_dict(training["schedule"])
+    return LoopState.from_dict(training["loop"], EpochRecord)

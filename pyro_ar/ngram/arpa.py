@@ -11,19 +11,21 @@ References:
 
 from __future__ import annotations
 
-__all__ = ["ARPAFormatError", "read_arpa", "write_arpa"]
+__all__ = ["ARPA_ZERO", "ARPAFormatError", "UNIGRAM_SUM_TOLERANCE", "read_arpa", "write_arpa"]
 
 import io
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from ..data.text import BEGIN_TOKEN, END_TOKEN, UNKNOWN_TOKEN, Vocabulary
 from ..files import write_atomically
-from .model import NGramModel
+from .model import NGramModel, NGramTable, NGramTableError
 
 _LOG10 = math.log(10.0)
 #: ARPA's stand-in for :math:`\log_{10} 0`.
@@ -78,134 +80,197 @@ def write_arpa(model: NGramModel, path: str | os.PathLike, precision: int = 10) 
     return write_atomically(path, buffer.getvalue().encode("utf-8"))
 
 
+#: How far the unigram probabilities of a file (``<s>`` aside) may sum from one: ARPA files
+#: round each to a few significant digits.
+UNIGRAM_SUM_TOLERANCE = 0.01
+
+
+@dataclass
+class _Section:
+    """The entries of one order: words, log10 probabilities and backoffs, and their lines."""
+
+    grams: list[list[str]]
+    probs: np.ndarray
+    backoffs: np.ndarray
+    lines: list[int]
+
+
 def read_arpa(
     path: str | os.PathLike,
     unknown_token: str = UNKNOWN_TOKEN,
     begin_token: str = BEGIN_TOKEN,
     end_token: str = END_TOKEN,
 ) -> NGramModel:
-    """Reads an ARPA file into an :class:`NGramModel` (on the CPU; use ``.to(device)``).
+    r"""Reads an ARPA file into an :class:`NGramModel` (on the CPU; use ``.to(device)``).
 
     The unigrams define the vocabulary; ``<s>`` and ``</s>`` must be among them, ``<unk>`` is
     optional (without it, unknown words are an error when scoring). Every n-gram's first
     :math:`n - 1` words must be stored at the order below, as in files from SRILM and KenLM.
+    ``<s>`` is never predicted: it gets probability 0 whatever the file says (KenLM's lmplz
+    writes :math:`\log_{10} p = 0` for it).
+
+    What is checked, each error naming the file and the line: the ``\data\`` header and its
+    counts (non-negative integers, orders 1, 2, ...), every section and its number of entries,
+    UTF-8 text, numbers (log10 probabilities finite and at most 0, with ``-99`` for zero;
+    backoffs finite), words stored once per order, ``<s>``/``</s>`` present, unigram
+    probabilities summing to one (within :data:`UNIGRAM_SUM_TOLERANCE`), n-gram words that are
+    unigrams, and the stored prefix of every n-gram.
 
     Raises:
-        ARPAFormatError: Missing sections, wrong counts, unknown words, malformed numbers.
+        ARPAFormatError: naming the line and the problem.
     """
-    with open(path, encoding="utf-8") as file:
-        lines = file.read().splitlines()
-    position = 0
-
-    def fail(message: str) -> ARPAFormatError:
-        return ARPAFormatError(f"{os.fspath(path)}, line {position + 1}: {message}")
-
-    while position < len(lines) and lines[position].strip() != "\\data\\":
-        position += 1
-    if position == len(lines):
-        raise ARPAFormatError(f"{os.fspath(path)}: no \\data\\ section; not an ARPA file")
-    position += 1
-    declared: list[int] = []
-    while position < len(lines) and lines[position].strip().startswith("ngram "):
-        try:
-            order, count = lines[position].strip()[6:].split("=")
-            if int(order) != len(declared) + 1:
-                raise fail(f"expected 'ngram {len(declared) + 1}=...'")
-            declared.append(int(count))
-        except ValueError as error:
-            if isinstance(error, ARPAFormatError):
-                raise
-            raise fail(f"malformed count line {lines[position]!r}") from error
-        position += 1
-    if not declared:
-        raise fail("no 'ngram n=count' lines after \\data\\")
-
-    sections: list[tuple[list[str], np.ndarray, np.ndarray]] = []
+    name = os.fspath(path)
+    lines = _read_lines(path)
+    declared, position = _parse_header(lines, name)
+    sections = []
     for n, expected in enumerate(declared, start=1):
-        while position < len(lines) and not lines[position].strip():
-            position += 1
-        if position == len(lines) or lines[position].strip() != f"\\{n}-grams:":
-            raise fail(f"expected the \\{n}-grams: section")
-        position += 1
-        grams, probs, backoffs = [], np.empty(expected), np.zeros(expected)
-        for i in range(expected):
-            if (
-                position == len(lines)
-                or not lines[position].strip()
-                or lines[position].startswith("\\")
-            ):
-                raise fail(
-                    f"the \\{n}-grams: section ends after {i} of the {expected} entries that "
-                    f"'ngram {n}={expected}' declares"
-                )
-            fields = lines[position].split()
-            if len(fields) not in (n + 1, n + 2):
-                raise fail(f"expected {n} words with a probability and optional backoff")
-            try:
-                probs[i] = float(fields[0])
-                if len(fields) == n + 2:
-                    backoffs[i] = float(fields[-1])
-            except ValueError as error:
-                raise fail(f"malformed number in {lines[position]!r}") from error
-            grams.append(" ".join(fields[1 : n + 1]))
-            position += 1
-        sections.append((grams, probs, backoffs))
+        section, position = _parse_section(lines, position, n, expected, name)
+        sections.append(section)
     while position < len(lines) and not lines[position].strip():
         position += 1
     if position == len(lines) or lines[position].strip() != "\\end\\":
-        raise fail(f"expected \\end\\ after {len(declared)} sections (is a count wrong?)")
+        raise ARPAFormatError(
+            f"{name}, line {position + 1}: expected \\end\\ after {len(declared)} sections "
+            "(is a count wrong?)"
+        )
+    return _build_model(sections, unknown_token, begin_token, end_token, name)
 
-    unigrams = sections[0][0]
-    for token in (begin_token, end_token):
-        if token not in unigrams:
-            raise ARPAFormatError(f"{os.fspath(path)}: the unigrams lack {token!r}")
-    has_unknown = unknown_token in unigrams
-    vocabulary = Vocabulary(
-        unigrams, unknown_token if has_unknown else None, begin_token, end_token
-    )
-    size = len(vocabulary)
-    order_of_unigrams = np.array([vocabulary.stoi[w] for w in unigrams])
 
-    def natural(values: np.ndarray) -> torch.Tensor:
-        values = np.where(values <= ARPA_ZERO, -np.inf, values * _LOG10)
-        return torch.from_numpy(values)
+def _read_lines(path: str | os.PathLike) -> list[str]:
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ARPAFormatError(
+            f"{os.fspath(path)}, line {line}: not UTF-8 text (byte {data[error.start]:#04x} "
+            f"at offset {error.start}); ARPA files are read as UTF-8"
+        ) from None
+    return text.splitlines()
 
-    probs = np.full(size, -np.inf)
-    backoffs = np.zeros(size)
-    probs[order_of_unigrams] = sections[0][1]
-    backoffs[order_of_unigrams] = sections[0][2]
-    model = NGramModel(
-        vocabulary,
-        [torch.arange(size)],
-        [natural(probs)],
-        [natural(backoffs)],
-        description=f"ARPA file {os.fspath(path)}",
-    )
-    for n in range(2, len(declared) + 1):
-        grams, gram_probs, gram_backoffs = sections[n - 1]
+
+def _parse_header(lines: list[str], name: str) -> tuple[list[int], int]:
+    """The declared entry counts per order, and the position after the header."""
+    position = 0
+    while position < len(lines) and lines[position].strip() != "\\data\\":
+        position += 1
+    if position == len(lines):
+        raise ARPAFormatError(f"{name}: no \\data\\ section; not an ARPA file")
+    position += 1
+    declared: list[int] = []
+    while position < len(lines) and lines[position].strip().startswith("ngram "):
+        line = lines[position].strip()
+        where = f"{name}, line {position + 1}"
         try:
-            ids = torch.tensor(
-                [[vocabulary.stoi[w] for w in gram.split(" ")] for gram in grams],
-                dtype=torch.long,
-            ).reshape(-1, n)
+            order, count = (int(field) for field in line[6:].split("="))
+        except ValueError:
+            raise ARPAFormatError(f"{where}: malformed count line {line!r}") from None
+        if order != len(declared) + 1:
+            raise ARPAFormatError(f"{where}: expected 'ngram {len(declared) + 1}=...'")
+        if count < 0:
+            raise ARPAFormatError(f"{where}: a negative number of {order}-grams ({count})")
+        declared.append(count)
+        position += 1
+    if not declared:
+        raise ARPAFormatError(
+            f"{name}, line {position + 1}: no 'ngram n=count' lines after \\data\\"
+        )
+    return declared, position
+
+
+def _parse_section(
+    lines: list[str], position: int, n: int, expected: int, name: str
+) -> tuple[_Section, int]:
+    while position < len(lines) and not lines[position].strip():
+        position += 1
+    if position == len(lines) or lines[position].strip() != f"\\{n}-grams:":
+        raise ARPAFormatError(f"{name}, line {position + 1}: expected the \\{n}-grams: section")
+    position += 1
+    section = _Section([], np.empty(expected), np.zeros(expected), [])
+    for i in range(expected):
+        where = f"{name}, line {position + 1}"
+        if position == len(lines) or not lines[position].strip() or lines[position][0] == "\\":
+            raise ARPAFormatError(
+                f"{where}: the \\{n}-grams: section ends after {i} of the {expected} entries "
+                f"that 'ngram {n}={expected}' declares"
+            )
+        fields = lines[position].split()
+        if len(fields) not in (n + 1, n + 2):
+            raise ARPAFormatError(
+                f"{where}: expected {n} words with a probability and optional backoff"
+            )
+        try:
+            prob = float(fields[0])
+            backoff = float(fields[-1]) if len(fields) == n + 2 else 0.0
+        except ValueError:
+            raise ARPAFormatError(f"{where}: malformed number in {lines[position]!r}") from None
+        if not math.isfinite(prob) or prob > 0:
+            raise ARPAFormatError(
+                f"{where}: log10 probability {fields[0]} is not a finite number <= 0 (write "
+                f"{ARPA_ZERO:g} for probability 0)"
+            )
+        if not math.isfinite(backoff):
+            raise ARPAFormatError(f"{where}: log10 backoff {fields[-1]} is not finite")
+        section.probs[i], section.backoffs[i] = prob, backoff
+        section.grams.append(fields[1 : n + 1])
+        section.lines.append(position + 1)
+        position += 1
+    return section, position
+
+
+def _build_model(
+    sections: list[_Section], unknown_token: str, begin_token: str, end_token: str, name: str
+) -> NGramModel:
+    unigrams = sections[0]
+    words = [gram[0] for gram in unigrams.grams]
+    first_line: dict[str, int] = {}
+    for word, line in zip(words, unigrams.lines, strict=True):
+        if word in first_line:
+            raise ARPAFormatError(
+                f"{name}, line {line}: the unigram {word!r} is listed a second time (first at "
+                f"line {first_line[word]})"
+            )
+        first_line[word] = line
+    for token in (begin_token, end_token):
+        if token not in first_line:
+            raise ARPAFormatError(f"{name}: the unigrams lack {token!r}")
+    vocabulary = Vocabulary(
+        words, unknown_token if unknown_token in first_line else None, begin_token, end_token
+    )
+    predicted = [p for word, p in zip(words, unigrams.probs, strict=True) if word != begin_token]
+    total = float(
+        np.sum(np.where(np.asarray(predicted) <= ARPA_ZERO, 0.0, 10.0 ** np.asarray(predicted)))
+    )
+    if abs(total - 1) > UNIGRAM_SUM_TOLERANCE:
+        raise ARPAFormatError(
+            f"{name}, lines {unigrams.lines[0]}-{unigrams.lines[-1]}: the unigram probabilities "
+            f"(<s> aside) sum to {total:.4g}, not 1"
+        )
+
+    def natural(values: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.where(values <= ARPA_ZERO, -np.inf, values * _LOG10))
+
+    orders = []
+    for n, section in enumerate(sections, start=1):
+        try:
+            ids = [[vocabulary.stoi[w] for w in gram] for gram in section.grams]
         except KeyError as error:
             raise ARPAFormatError(
-                f"{os.fspath(path)}: a {n}-gram uses {error.args[0]!r}, which is not a unigram"
+                f"{name}: a {n}-gram uses {error.args[0]!r}, which is not a unigram"
             ) from None
-        context = ids[:, 0]
-        for k in range(2, n):
-            context = model.lookup(k, context, ids[:, k - 1])
-        missing = torch.nonzero(context < 0)
-        if len(missing):
-            raise ARPAFormatError(
-                f"{os.fspath(path)}: the {n}-gram {grams[missing[0, 0]]!r} has no entry for "
-                f"its first {n - 1} words at order {n - 1}"
+        probs = natural(section.probs)
+        if n == 1:
+            probs[vocabulary.begin_id == torch.tensor(ids).reshape(-1)] = -torch.inf
+        orders.append(
+            NGramTable(
+                torch.tensor(ids, dtype=torch.long).reshape(-1, n),
+                probs,
+                natural(section.backoffs),
+                section.lines,
             )
-        keys = context * size + ids[:, -1]
-        keys, sort = torch.sort(keys)
-        if len(keys) > 1 and bool((keys[1:] == keys[:-1]).any()):
-            raise ARPAFormatError(f"{os.fspath(path)}: duplicate {n}-grams")
-        model.keys.append(keys)
-        model.log_probs.append(natural(gram_probs)[sort])
-        model.log_backoffs.append(natural(gram_backoffs)[sort])
-    return model
+        )
+    try:
+        return NGramModel.from_tables(vocabulary, orders, description=f"ARPA file {name}")
+    except NGramTableError as error:
+        line = f", line {error.line}" if error.line is not None else ""
+        raise ARPAFormatError(f"{name}{line}: {error}") from None

@@ -3,10 +3,11 @@ device."""
 
 from __future__ import annotations
 
-__all__ = ["NGramModel"]
+__all__ = ["NGramModel", "NGramTable", "NGramTableError"]
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -17,6 +18,47 @@ from .counts import NGramCounts, count_ngrams
 from .smoothing import Interpolation, smooth
 
 _SORT_QUERIES_ABOVE = 8192
+
+
+class NGramTableError(ValueError):
+    """The tables of an n-gram model are inconsistent; ``line`` is the source line of the
+    offending entry when the tables came from a file."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+@dataclass
+class NGramTable:
+    """The n-grams of one order as words: ``ids`` ``(E, n)`` token ids, their natural-log
+    probabilities and backoff weights ``(E,)``, in any order, and optionally the source line of
+    each entry (for error messages)."""
+
+    ids: Tensor
+    log_probs: Tensor
+    log_backoffs: Tensor
+    lines: Sequence[int] | None = None
+
+
+def _check_tables(vocabulary, keys, log_probs, log_backoffs) -> None:
+    """The invariants every query relies on (``NGramTableError`` otherwise)."""
+    if not (len(keys) == len(log_probs) == len(log_backoffs)) or len(keys) == 0:
+        raise NGramTableError("keys, log_probs and log_backoffs need one tensor per order")
+    size = len(vocabulary)
+    if len(keys[0]) != size or not torch.equal(keys[0].cpu(), torch.arange(size)):
+        raise NGramTableError("the unigram table must have one entry per vocabulary word")
+    for n, (key, prob, backoff) in enumerate(zip(keys, log_probs, log_backoffs, strict=True), 1):
+        if key.dim() != 1 or key.dtype != torch.long:
+            raise NGramTableError(f"the keys of order {n} must be a 1-D int64 tensor")
+        if not (len(key) == len(prob) == len(backoff)):
+            raise NGramTableError(f"order {n}: keys, probabilities and backoffs differ in length")
+        if len(key) > 1 and not bool((key[1:] > key[:-1]).all()):
+            raise NGramTableError(f"the keys of order {n} must be sorted and unique")
+        if bool(torch.isnan(prob).any()) or bool((prob > 1e-9).any()):
+            raise NGramTableError(f"order {n}: log-probabilities must be <= 0 and not NaN")
+        if bool(torch.isnan(backoff).any()) or bool(torch.isposinf(backoff).any()):
+            raise NGramTableError(f"order {n}: log backoff weights must be finite or -inf")
 
 
 class NGramModel:
@@ -45,6 +87,10 @@ class NGramModel:
         keys, log_probs, log_backoffs: Per order (index ``order - 1``); order 1 is dense
             (``keys[0] == arange(len(vocabulary))``).
         description: How the model was estimated (shown by ``repr``).
+
+    Raises:
+        NGramTableError: (a ``ValueError``) the tables are inconsistent: unsorted or duplicate
+            keys, lengths that differ, probabilities above one or NaN.
     """
 
     def __init__(
@@ -56,10 +102,7 @@ class NGramModel:
         description: str = "",
         discounts: Sequence[tuple[float, ...]] = (),
     ):
-        if not (len(keys) == len(log_probs) == len(log_backoffs)) or len(keys) == 0:
-            raise ValueError("keys, log_probs and log_backoffs need one tensor per order")
-        if len(keys[0]) != len(vocabulary):
-            raise ValueError("the unigram table must have one entry per vocabulary word")
+        _check_tables(vocabulary, keys, log_probs, log_backoffs)
         self.vocabulary = vocabulary
         self.keys = list(keys)
         self.log_probs = list(log_probs)
@@ -95,6 +138,75 @@ class NGramModel:
         if vocabulary is None:
             vocabulary = Vocabulary.build(sentences, min_count=min_count)
         return cls.from_counts(count_ngrams(sentences, order, vocabulary), smoothing, **options)
+
+    @classmethod
+    def from_tables(
+        cls, vocabulary: Vocabulary, tables: Sequence[NGramTable], description: str = ""
+    ) -> NGramModel:
+        """Builds the model from its n-grams given as words, order by order (as an ARPA file
+        lists them): computes the keys, sorts each order and checks that no n-gram is listed
+        twice and that the first :math:`n - 1` words of each are stored at the order below.
+
+        Raises:
+            NGramTableError: naming the n-gram (and its line, when ``lines`` are given).
+        """
+        size = len(vocabulary)
+        unigrams = tables[0]
+        order_of_words = unigrams.ids.reshape(-1)
+        if len(order_of_words) != size or not torch.equal(
+            order_of_words.sort().values, torch.arange(size)
+        ):
+            raise NGramTableError("the unigrams must list every vocabulary word once")
+        keys = [torch.arange(size)]
+        log_probs = [
+            torch.empty(size, dtype=torch.float64).index_copy_(
+                0, order_of_words, unigrams.log_probs
+            )
+        ]
+        log_backoffs = [
+            torch.zeros(size, dtype=torch.float64).index_copy_(
+                0, order_of_words, unigrams.log_backoffs
+            )
+        ]
+        for n, table in enumerate(tables[1:], start=2):
+            ids = table.ids.reshape(-1, n)
+            context = ids[:, 0]
+            for k in range(2, n):
+                context = cls._lookup_in(keys[k - 1], size, context, ids[:, k - 1])
+            missing = torch.nonzero(context < 0).flatten()
+            if len(missing):
+                index = int(missing[0])
+                words = " ".join(vocabulary.itos[i] for i in ids[index].tolist())
+                raise NGramTableError(
+                    f"the {n}-gram {words!r} has no entry for its first {n - 1} words at order "
+                    f"{n - 1}",
+                    None if table.lines is None else table.lines[index],
+                )
+            order_keys, sort = torch.sort(context * size + ids[:, -1])
+            repeated = torch.nonzero(order_keys[1:] == order_keys[:-1]).flatten()
+            if len(repeated):
+                index = int(sort[repeated[0] + 1])
+                words = " ".join(vocabulary.itos[i] for i in ids[index].tolist())
+                raise NGramTableError(
+                    f"duplicate {n}-grams: {words!r} is listed twice",
+                    None if table.lines is None else table.lines[index],
+                )
+            keys.append(order_keys)
+            log_probs.append(table.log_probs[sort])
+            log_backoffs.append(table.log_backoffs[sort])
+        return cls(vocabulary, keys, log_probs, log_backoffs, description)
+
+    @staticmethod
+    def _lookup_in(keys: Tensor, size: int, context: Tensor, words: Tensor) -> Tensor:
+        """Entries of ``(context entry, word)`` in sorted ``keys``, ``-1`` where missing."""
+        result = torch.full_like(words, -1)
+        valid = torch.nonzero(context >= 0, as_tuple=True)
+        if len(keys) == 0 or len(valid[0]) == 0:
+            return result
+        query = context[valid] * size + words[valid]
+        position = torch.searchsorted(keys, query).clamp_(max=len(keys) - 1)
+        result[valid] = torch.where(keys[position] == query, position, -1)
+        return result
 
     @classmethod
     def from_counts(cls, counts: NGramCounts, smoothing: str, **options) -> NGramModel:

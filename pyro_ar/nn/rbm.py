@@ -35,6 +35,9 @@ class RBMModule(nn.Module):
         seed: int | None = None,
     ):
         super().__init__()
+        for name, value in (("num_visible", num_visible), ("num_hidden", num_hidden)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"RBMModule: {name} must be a positive integer, got {value!r}")
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.num_visible, self.num_hidden, self.gaussian = num_visible, num_hidden, gaussian
         self.weight = nn.Parameter(

@@ -1,0 +1,264 @@
+r"""The epoch loop that every trainer shares: shuffled minibatches, a validation criterion after
+each epoch, early stopping with the best epoch restored, a time budget, progress, and a state
+that can be saved and resumed.
+
+What varies between trainers is the *objective*: how one minibatch updates the parameters
+(maximum likelihood with Adam, contrastive divergence through SVI) and how an epoch is judged
+on validation data. :class:`EpochLoop` takes both as functions.
+
+Example:
+    >>> module = torch.nn.Linear(1, 1)
+    >>> data = torch.randn(20, 1)
+    >>> loop = EpochLoop(epochs=3, batch_size=5, patience=2, progress=False)
+    >>> state = loop.run(
+    ...     module,
+    ...     lambda epoch: data,
+    ...     step=lambda batch: float(module(batch).pow(2).mean()),
+    ...     validate=lambda epoch: float(module(data).pow(2).mean()),
+    ... )
+    >>> len(state.history), state.stop_reason
+    (3, 'epochs')
+"""
+
+from __future__ import annotations
+
+__all__ = ["EpochLoop", "LoopState", "TrainingDidNotImprove"]
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..progress import Progress
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingDidNotImprove(RuntimeError):
+    """No epoch improved on the validation criterion of the initial parameters."""
+
+
+@dataclass
+class LoopState:
+    """Where a run of :class:`EpochLoop` stands: enough to resume it.
+
+    Attributes:
+        epoch: The last completed epoch (0 before the first).
+        best_epoch: The epoch with the lowest validation criterion (0: the initialization).
+        best_value: That criterion.
+        initial_value: The criterion of the initial parameters.
+        history: One record per epoch (what ``validate`` returned besides the criterion).
+        elapsed_seconds: Training time so far, over every resumed run.
+        generator_state: The shuffling generator's state after ``epoch``.
+        stop_reason: Why the last run stopped.
+    """
+
+    epoch: int = 0
+    best_epoch: int = 0
+    best_value: float = math.inf
+    history: list = field(default_factory=list)
+    elapsed_seconds: float = 0.0
+    generator_state: Tensor | None = None
+    stop_reason: str = ""
+    best_module_state: dict | None = None
+    initial_value: float = math.inf
+
+    @property
+    def improved(self) -> bool:
+        """Whether the best epoch is a trained one that beats the initialization."""
+        return self.best_epoch > 0 and self.best_value < self.initial_value
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values and tensors, for a checkpoint (the best module state is the
+        checkpoint's own weights)."""
+        return {
+            "epoch": self.epoch,
+            "best_epoch": self.best_epoch,
+            "best_value": self.best_value,
+            "history": [
+                record if isinstance(record, dict) else vars(record) for record in self.history
+            ],
+            "elapsed_seconds": self.elapsed_seconds,
+            "generator_state": self.generator_state,
+            "initial_value": self.initial_value,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], record_type: type | None = None) -> LoopState:
+        history = list(values.get("history", []))
+        if record_type is not None:
+            history = [record_type(**record) for record in history]
+        return cls(
+            epoch=int(values["epoch"]),
+            best_epoch=int(values["best_epoch"]),
+            best_value=float(values["best_value"]),
+            history=history,
+            elapsed_seconds=float(values.get("elapsed_seconds", 0.0)),
+            generator_state=values.get("generator_state"),
+            initial_value=float(values.get("initial_value", math.inf)),
+        )
+
+
+class EpochLoop:
+    r"""Runs epochs of minibatch updates with validation, early stopping and a time budget.
+
+    Each epoch shuffles that epoch's training set with a seeded generator, calls ``step`` on
+    every minibatch, then ``validate(epoch)``, which returns the criterion (lower is better: a
+    validation NLL, a negative pseudo-likelihood), or the criterion and a dict of further
+    figures; ``make_record(epoch=, train_loss=, valid=, seconds=, **figures)`` turns them into
+    the epoch's history record (default: a dict). On improvement the
+    module's weights are kept and ``on_improvement(state)`` runs (e.g. to write a checkpoint).
+    The run stops after ``epochs`` epochs, after ``patience`` epochs without improvement, or
+    before an epoch that would end past ``max_seconds`` (judged by the last epoch's length; the
+    first epoch always runs); the best weights are then restored.
+
+    Arguments:
+        epochs: The last epoch to run (a resumed run continues up to it).
+        batch_size: Examples per step.
+        patience: Epochs without improvement before stopping (``None``: never stop early).
+        max_seconds: Wall-clock budget of this run, or ``None``.
+        seed: Seeds the shuffling.
+        progress: Report progress (a bar on a terminal, plain log lines otherwise).
+        description: The progress label.
+        restore_best: Restore the best epoch's weights at the end.
+        initial_is_candidate: Whether the initial parameters (epoch 0) can be the best; when
+            false they are still validated (``initial_value``) but the best is a trained epoch
+            (for criteria that are only a proxy, such as an RBM's pseudo-likelihood, on which an
+            untrained independent-pixel model can lead the first epochs).
+    """
+
+    def __init__(
+        self,
+        epochs: int,
+        batch_size: int,
+        patience: int | None = None,
+        max_seconds: float | None = None,
+        seed: int = 0,
+        progress: bool = True,
+        description: str = "training",
+        restore_best: bool = True,
+        initial_is_candidate: bool = True,
+    ) -> None:
+        self.epochs, self.batch_size, self.patience = epochs, batch_size, patience
+        self.max_seconds, self.seed, self.progress = max_seconds, seed, progress
+        self.description, self.restore_best = description, restore_best
+        self.initial_is_candidate = initial_is_candidate
+
+    def run(
+        self,
+        module: nn.Module,
+        train_of_epoch: Callable[[int], Tensor],
+        step: Callable[[Tensor], float],
+        validate: Callable[[int], float | tuple[float, Any]],
+        state: LoopState | None = None,
+        on_epoch_start: Callable[[int], None] | None = None,
+        on_epoch_end: Callable[[int], None] | None = None,
+        on_improvement: Callable[[LoopState], None] | None = None,
+        batches_per_epoch: int | None = None,
+        make_record: Callable[..., Any] = dict,
+    ) -> LoopState:
+        """Runs the loop from ``state`` (a fresh start if ``None``: the initial parameters are
+        validated as epoch 0) and returns the final state; the module holds the best weights.
+
+        Raises:
+            FloatingPointError: ``step`` returned a loss that is not finite.
+        """
+        generator = torch.Generator().manual_seed(self.seed)
+        if state is None:
+            state = LoopState()
+            module.eval()
+            state.initial_value = _criterion(validate(0))[0]
+            if self.initial_is_candidate:
+                state.best_value = state.initial_value
+            state.best_module_state = copy.deepcopy(module.state_dict())
+        else:
+            state.best_module_state = copy.deepcopy(module.state_dict())
+            if state.generator_state is not None:
+                generator.set_state(state.generator_state)
+        state.stop_reason = "epochs"
+        start_time = time.perf_counter()
+        previous_seconds = state.elapsed_seconds
+        total = None
+        if batches_per_epoch is not None:
+            total = max(self.epochs - state.epoch, 0) * batches_per_epoch
+        with Progress(total, self.description, self.progress, unit="batch") as progress:
+            for epoch in range(state.epoch + 1, self.epochs + 1):
+                epoch_start = time.perf_counter()
+                if on_epoch_start is not None:
+                    on_epoch_start(epoch)
+                module.train()
+                train = train_of_epoch(epoch)
+                if len(train) == 0:
+                    raise ValueError(f"the training set of epoch {epoch} is empty")
+                order = torch.randperm(len(train), generator=generator)
+                total_loss, count = 0.0, 0
+                for first in range(0, len(train), self.batch_size):
+                    batch = train[order[first : first + self.batch_size]]
+                    loss = step(batch)
+                    if not math.isfinite(loss):
+                        raise FloatingPointError(
+                            f"training loss became {loss} at epoch {epoch}; lower the "
+                            "learning rate"
+                        )
+                    total_loss += loss * len(batch)
+                    count += len(batch)
+                    progress.update(epoch=epoch)
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch)
+                module.eval()
+                value, figures = _criterion(validate(epoch))
+                seconds = time.perf_counter() - epoch_start
+                state.epoch = epoch
+                state.generator_state = generator.get_state()
+                state.elapsed_seconds = previous_seconds + time.perf_counter() - start_time
+                state.history.append(
+                    make_record(
+                        epoch=epoch,
+                        train_loss=total_loss / count,
+                        valid=value,
+                        seconds=seconds,
+                        **figures,
+                    )
+                )
+                progress.set_status(epoch=epoch, valid=f"{value:.3f}")
+                if value < state.best_value:
+                    state.best_value, state.best_epoch = value, epoch
+                    state.best_module_state = copy.deepcopy(module.state_dict())
+                    if on_improvement is not None:
+                        on_improvement(state)
+                elif self.patience is not None and epoch - state.best_epoch >= self.patience:
+                    state.stop_reason = "early stopping"
+                    break
+                elapsed = time.perf_counter() - start_time
+                if self.max_seconds is not None and elapsed + seconds > self.max_seconds:
+                    if epoch < self.epochs:
+                        state.stop_reason = "time budget"
+                    break
+        state.elapsed_seconds = previous_seconds + time.perf_counter() - start_time
+        if self.restore_best:
+            module.load_state_dict(state.best_module_state)
+        module.eval()
+        if state.epoch > 0 and not state.improved:
+            logger.warning(
+                "training did not improve on the validation criterion of the initialization "
+                "(%.4g; best %.4g at epoch %d of %d)",
+                state.initial_value,
+                state.best_value,
+                state.best_epoch,
+                state.epoch,
+            )
+        return state
+
+
+def _criterion(result) -> tuple[float, dict]:
+    value, figures = result if isinstance(result, tuple) else (result, {})
+    value = float(value)
+    if math.isnan(value):
+        value = math.inf  # a NaN validation figure never counts as an improvement
+    return value, dict(figures)
