@@ -235,14 +235,7 @@ def _fit_rbm(args: argparse.Namespace, data, module: RBMModule, run: _Run) -> No
         f"test NLL {_format_nll(nll['test'])}  (best epoch {result.best_epoch} of "
         f"{len(result.history)}, {result.seconds:.1f} s)"
     )
-    save_checkpoint(
-        run.checkpoint,
-        module,
-        epoch=result.best_epoch,
-        nll=nll,
-        training_seconds=result.seconds,
-        **run.metadata,
-    )
+    _save_final(run, module, result.best_epoch, nll, result.seconds)
     history = [vars(record) for record in result.history]
     write_atomically(run.history, json.dumps(history, indent=1).encode())
     samples = module().gibbs_chain((args.num_samples,), burn_in=1000)[0]
@@ -343,21 +336,26 @@ def _fit_by_maximum_likelihood(args: argparse.Namespace, data, module, run: _Run
         f"test NLL {nll['test']:.2f}  (best epoch {result.best_epoch}, stopped by "
         f"{result.stop_reason}, {result.elapsed_seconds:.1f} s)"
     )
-    # the final checkpoint keeps the trainer's training state, so --resume still works
-    _, saved = load_checkpoint(run.checkpoint)
-    save_checkpoint(
-        run.checkpoint,
-        module,
-        epoch=result.best_epoch,
-        nll=nll,
-        training_seconds=result.elapsed_seconds,
-        training_state=saved.get("training_state"),
-        **run.metadata,
-    )
+    _save_final(run, module, result.best_epoch, nll, result.elapsed_seconds)
     write_atomically(run.history, json.dumps(result.to_dict(), indent=1).encode())
     samples = module().sample((args.num_samples,))
     png = save_image_grid(run.samples, samples, data.image_shape)
     print(f"checkpoint: {run.checkpoint}\nsamples: {png}")
+
+
+def _save_final(run: _Run, module, best_epoch: int, nll: dict, seconds: float) -> None:
+    """The final checkpoint: the best weights with their NLLs, keeping the training state that
+    the trainer stored at the best epoch, so that ``--resume`` still works."""
+    _, saved = load_checkpoint(run.checkpoint)
+    save_checkpoint(
+        run.checkpoint,
+        module,
+        epoch=best_epoch,
+        nll=nll,
+        training_seconds=seconds,
+        training_state=saved.get("training_state"),
+        **run.metadata,
+    )
 
 
 def _image_shape(metadata: dict, num_dims: int, path: str) -> tuple[int, int]:

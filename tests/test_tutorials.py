@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -9,6 +10,28 @@ import pytest
 from nbclient import NotebookClient
 
 TUTORIALS = sorted((Path(__file__).resolve().parent.parent / "tutorials").glob("*.ipynb"))
+
+#: What a machine path looks like in an output (a warning names the file that raised it).
+MACHINE_PATH = re.compile(r"(/root/|/home/[^/\s]+/|/work/|/tmp/|site-packages|[A-Z]:\\Users)")
+
+
+def _output_texts(notebook) -> list[str]:
+    texts = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if "text" in output:
+                texts.append("".join(output["text"]))
+            for key, value in output.get("data", {}).items():
+                if key.startswith("text/"):
+                    texts.append("".join(value))
+            texts.extend(output.get("traceback", []))
+    return texts
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda path: path.stem)
+def test_stored_outputs_contain_no_machine_path(path):
+    for text in _output_texts(nbformat.read(path, as_version=4)):
+        assert not MACHINE_PATH.search(text), text[:300]
 
 
 def test_there_are_tutorials():
@@ -26,6 +49,8 @@ def test_tutorial_runs(path, monkeypatch, tmp_path):
         kernel_name="python3",
         resources={"metadata": {"path": str(tmp_path)}},
     ).execute()
+    for text in _output_texts(notebook):  # outputs of this run too (warnings name files)
+        assert not MACHINE_PATH.search(text), text[:300]
     errors = [
         output
         for cell in notebook.cells

@@ -173,14 +173,14 @@ def _check_sha256sums(directory: Path, paths: list[Path]) -> None:
                 f"{listing}, line {number}: expected '<64 hex digits> <file name>', got {line!r}"
             )
         expected[parts[1].lstrip("*")] = digest
+    for path in paths:
+        if path.name in expected and _sha256(path) != expected[path.name]:
+            raise DataFileError(f"{path} does not match its checksum in {listing} (corrupt file)")
     unlisted = [path.name for path in paths if path.name not in expected]
     if unlisted:
         raise DataFileError(
             f"{listing} lists no checksum for {', '.join(unlisted)}: fix or remove the listing"
         )
-    for path in paths:
-        if _sha256(path) != expected[path.name]:
-            raise DataFileError(f"{path} does not match its checksum in {listing} (corrupt file)")
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None) -> dict[str, Tensor]:

@@ -251,8 +251,16 @@ def _discounted(counts, discount, kneser_ney_counts: bool, name: str) -> Interpo
         values = _predicted_counts(counts, n, raw)
         d = _per_order(discount, n, counts.order)
         d = _single_discount(values, n) if d is None else float(d)
-        if not 0 <= d <= 1:
-            raise ValueError(f"the discount of order {n} must lie in [0, 1], got {d}")
+        if not 0 < d <= 1:  # NaN fails too
+            raise ValueError(
+                f"the discount of order {n} must lie in (0, 1], got {d}"
+                + (
+                    ": a discount of 0 leaves no probability for unseen words (use "
+                    "smoothing='maximum_likelihood' for the undiscounted estimate)"
+                    if d == 0
+                    else ""
+                )
+            )
         types = _per_context(counts, n, (values > 0).astype(np.float64))
         alpha, gamma = _interpolate(counts, n, values, np.maximum(values - d, 0.0), d * types)
         alphas.append(alpha)
