@@ -50,44 +50,26 @@ logger = logging.getLogger("pyro_ar")
 MAX_SAMPLES = 100_000
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _number(convert, accept, requirement: str):
+    """An argparse type: ``convert(text)``, kept where ``accept(value)``; else an error that
+    says ``must be {requirement}``."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}") from None
+        if not accept(value):  # NaN fails every comparison, so it is refused here
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
+        return value
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
-    if not 0 < value < math.inf:  # NaN fails both comparisons
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not 0 <= value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 2^63), got {text}")
-    return value
+_positive_int = _number(int, lambda value: value >= 1, "a positive integer")
+_positive_float = _number(float, lambda value: 0 < value < math.inf, "a positive finite number")
+_non_negative_float = _number(float, lambda value: 0 <= value < math.inf, "a finite number >= 0")
+_seed = _number(int, lambda value: 0 <= value < 2**63, "an integer in [0, 2^63)")
 
 
 def _sample_count(text: str) -> int:

@@ -35,23 +35,6 @@ from pyro_ar.distributions import (
 )
 from pyro_ar.nn import MaskedAutoencoder
 
-#: Every public distribution class; the suite checks that each has a case.
-PUBLIC_DISTRIBUTIONS = {
-    FVSBN,
-    NADE,
-    PPCA,
-    RBM,
-    BernoulliMADE,
-    CategoricalMADE,
-    FactorAnalysis,
-    GaussianBernoulliRBM,
-    GaussianMADE,
-    MADEEnsemble,
-    MarkovChain,
-    MixtureOfGaussiansMADE,
-    NGramChain,
-}
-
 
 @dataclass
 class Case:

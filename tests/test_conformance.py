@@ -13,7 +13,7 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
-from distribution_cases import CASES, PUBLIC_DISTRIBUTIONS, Case
+from distribution_cases import CASES, Case
 from pyro import poutine
 from pyro.infer import (
     MCMC,
@@ -72,9 +72,9 @@ def test_every_public_distribution_has_a_case():
         pyro_ar.distributions.BinaryAutoregressive,
         pyro_ar.distributions.LinearGaussianLatent,
     }
-    assert exported - bases == PUBLIC_DISTRIBUTIONS
+    assert len(exported - bases) == 13
     built = {type(CASES[name](torch.float64)()) for name in NAMES}
-    assert built == PUBLIC_DISTRIBUTIONS
+    assert built == exported - bases
 
 
 # ------------------------------------------------------------------------------- shapes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = ["EXACT_LOG_PARTITION_MAX_UNITS", "GaussianBernoulliRBM", "RBM", "LogPartitionError"]
 
+import copy
 import math
 
 import pyro.distributions as dist
@@ -192,7 +193,13 @@ class _RBMBase(TorchDistribution):
         return self._converted(torch.float64)
 
     def _converted(self, dtype: torch.dtype) -> _RBMBase:
-        raise NotImplementedError
+        """A copy with every floating parameter in ``dtype`` (an attached log Z stays)."""
+        new = copy.copy(self)
+        for name, value in vars(self).items():
+            if name != "_log_partition" and isinstance(value, Tensor):
+                if value.is_floating_point():
+                    setattr(new, name, value.to(dtype))
+        return new
 
     def _resolved_log_partition(self) -> Tensor:
         """log Z in float64: attached, or exact (computed once)."""
@@ -384,17 +391,6 @@ class RBM(_RBMBase):
         self._copy_into(new, torch.Size(batch_shape))
         return new
 
-    def _converted(self, dtype: torch.dtype) -> RBM:
-        new = RBM(
-            self.weight.to(dtype),
-            self.visible_bias.to(dtype),
-            self.hidden_bias.to(dtype),
-            burn_in=self.burn_in,
-            validate_args=False,
-        )
-        new._log_partition = self._log_partition
-        return new
-
     def _validate_sample(self, value: Tensor) -> None:
         check_value_shape(self, value, "binary")
         check_binary_values(type(self).__name__, value)
@@ -529,18 +525,6 @@ class GaussianBernoulliRBM(_RBMBase):
         batch_shape = torch.Size(batch_shape)
         new.visible_scale = self.visible_scale
         self._copy_into(new, batch_shape)
-        return new
-
-    def _converted(self, dtype: torch.dtype) -> GaussianBernoulliRBM:
-        new = GaussianBernoulliRBM(
-            self.weight.to(dtype),
-            self.visible_bias.to(dtype),
-            self.hidden_bias.to(dtype),
-            self.visible_scale.to(dtype),
-            burn_in=self.burn_in,
-            validate_args=False,
-        )
-        new._log_partition = self._log_partition
         return new
 
     def _validate_sample(self, value: Tensor) -> None:

@@ -22,7 +22,7 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["EpochLoop", "LoopState", "TrainingDidNotImprove"]
+__all__ = ["EpochLoop", "LoopState", "TrainingDidNotImprove", "load_training_state"]
 
 import copy
 import logging
@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from ..progress import Progress
+from .checkpoint import CheckpointError, load_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -262,3 +263,24 @@ def _criterion(result) -> tuple[float, dict]:
     if math.isnan(value):
         value = math.inf  # a NaN validation figure never counts as an improvement
     return value, dict(figures)
+
+
+def load_training_state(path, module: nn.Module) -> dict[str, Any]:
+    """Loads a trainer's checkpoint into ``module`` and returns its ``training_state`` (the
+    loop's state under ``"loop"``, and the objective's, e.g. the optimizer's).
+
+    Raises:
+        CheckpointError: the checkpoint holds another model or configuration, or no training
+            state.
+    """
+    loaded, metadata = load_checkpoint(path)
+    if type(loaded) is not type(module) or loaded.config != module.config:
+        raise CheckpointError(
+            f"{path} holds a {type(loaded).__name__} with config {loaded.config}; it cannot "
+            f"resume training of a {type(module).__name__} with config {module.config}"
+        )
+    training = metadata.get("training_state")
+    if not isinstance(training, dict) or "loop" not in training:
+        raise CheckpointError(f"{path} has no training state to resume from")
+    module.load_state_dict(loaded.state_dict())
+    return training

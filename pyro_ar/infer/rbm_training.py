@@ -15,9 +15,9 @@ import torch
 from torch import Tensor
 
 from ..nn.rbm import RBMModule
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import save_checkpoint
 from .contrastive_divergence import ContrastiveDivergence, pseudo_likelihood, reconstruction_error
-from .epochs import EpochLoop, LoopState
+from .epochs import EpochLoop, LoopState, load_training_state
 from .trainer import check_training_settings
 
 logger = logging.getLogger(__name__)
@@ -269,18 +269,8 @@ def _set_group(optimizer, key: str, value: float | None = None, factor: float = 
 
 
 def _resume(path, module: RBMModule, optimizer, loss: ContrastiveDivergence) -> LoopState:
-    loaded, metadata = load_checkpoint(path)
-    if not isinstance(loaded, RBMModule) or loaded.config != module.config:
-        raise CheckpointError(
-            f"{path} holds a {type(loaded).__name__} with config {loaded.config}; it cannot "
-            f"resume training of an RBMModule with config {module.config}"
-        )
-    training = metadata.get("training_state")
-    if not isinstance(training, dict) or "loop" not in training:
-        raise CheckpointError(f"{path} has no training state to resume from")
-    module.load_state_dict(loaded.state_dict())
+    training = load_training_state(path, module)
     optimizer.set_state(training["optimizer"])  # applied when SVI first sees the parameters
-    loss.chains = {
-        name: chains.to(module.weight.dtype) for name, chains in training["chains"].items()
-    }
+    dtype = module.weight.dtype
+    loss.chains = {name: chains.to(dtype) for name, chains in training["chains"].items()}
     return LoopState.from_dict(training["loop"], RBMEpoch)

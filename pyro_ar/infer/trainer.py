@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .epochs import EpochLoop, LoopState
+from .checkpoint import save_checkpoint
+from .epochs import EpochLoop, LoopState, load_training_state
 
 logger = logging.getLogger(__name__)
 
@@ -305,16 +305,7 @@ def fit_maximum_likelihood(
 def _resume(path, module: nn.Module, optimizer, schedule) -> LoopState:
     """Loads a checkpoint of :func:`fit_maximum_likelihood` into the module, optimizer and
     schedule, and returns the loop's state."""
-    loaded, metadata = load_checkpoint(path)
-    if type(loaded) is not type(module) or loaded.config != module.config:
-        raise CheckpointError(
-            f"{path} holds a {type(loaded).__name__} with config {loaded.config}; it cannot "
-            f"resume training of a {type(module).__name__} with config {module.config}"
-        )
-    training = metadata.get("training_state")
-    if not isinstance(training, dict) or "loop" not in training:
-        raise CheckpointError(f"{path} has no training state to resume from")
-    module.load_state_dict(loaded.state_dict())
+    training = load_training_state(path, module)
     optimizer.load_state_dict(training["optimizer"])
     schedule.load_state_dict(training["schedule"])
     return LoopState.from_dict(training["loop"], EpochRecord)
