@@ -173,34 +173,27 @@ def categorical_made(dtype: torch.dtype, seed: int = 0) -> Case:
     )
 
 
-def gaussian_made(dtype: torch.dtype, seed: int = 0) -> Case:
-    network = _network(torch.Generator().manual_seed(seed), dtype, 3, 2, 2)
+def _real_made(name: str, family, outputs: int, dtype: torch.dtype, seed: int) -> Case:
+    network = _network(torch.Generator().manual_seed(seed), dtype, 3, outputs, 2)
     with torch.no_grad():  # moderate log-scales
         network.output.weight.mul_(0.3)
         network.output.bias.mul_(0.3)
     return Case(
-        "gaussian_made",
-        lambda offset: GaussianMADE(network, offset),
+        name,
+        lambda offset: family(network, offset),
         2,
         dtype,
         list(network.parameters()),
         kind="real",
     )
+
+
+def gaussian_made(dtype: torch.dtype, seed: int = 0) -> Case:
+    return _real_made("gaussian_made", GaussianMADE, 2, dtype, seed)
 
 
 def mixture_made(dtype: torch.dtype, seed: int = 0) -> Case:
-    network = _network(torch.Generator().manual_seed(seed), dtype, 3, 6, 2)
-    with torch.no_grad():
-        network.output.weight.mul_(0.3)
-        network.output.bias.mul_(0.3)
-    return Case(
-        "mixture_made",
-        lambda offset: MixtureOfGaussiansMADE(network, offset),
-        2,
-        dtype,
-        list(network.parameters()),
-        kind="real",
-    )
+    return _real_made("mixture_made", MixtureOfGaussiansMADE, 6, dtype, seed)
 
 
 def ppca(dtype: torch.dtype, seed: int = 0) -> Case:

@@ -151,6 +151,13 @@ class EpochLoop:
         self.description, self.restore_best = description, restore_best
         self.initial_is_candidate = initial_is_candidate
 
+    @classmethod
+    def from_config(cls, config, **options) -> EpochLoop:
+        """A loop with a trainer config's shared settings (``epochs``, ``batch_size``,
+        ``patience``, ``max_seconds``, ``seed``, ``progress``) and further ``options``."""
+        shared = ("epochs", "batch_size", "patience", "max_seconds", "seed", "progress")
+        return cls(**{name: getattr(config, name) for name in shared}, **options)
+
     def run(
         self,
         module: nn.Module,

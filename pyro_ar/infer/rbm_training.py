@@ -224,13 +224,8 @@ def fit_rbm(
                 **(checkpoint_metadata or {}),
             )
 
-    loop = EpochLoop(
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        patience=config.patience,
-        max_seconds=config.max_seconds,
-        seed=config.seed,
-        progress=config.progress,
+    loop = EpochLoop.from_config(
+        config,
         description="CD training",
         restore_best=config.restore_best,
         initial_is_candidate=False,

@@ -269,14 +269,7 @@ def fit_maximum_likelihood(
                 **(checkpoint_metadata or {}),
             )
 
-    loop = EpochLoop(
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        patience=config.patience,
-        max_seconds=config.max_seconds,
-        seed=config.seed,
-        progress=config.progress,
-    )
+    loop = EpochLoop.from_config(config)
     batches = -(-len(fixed_train) // config.batch_size) if fixed_train is not None else None
     state = loop.run(
         module,
