@@ -124,15 +124,17 @@ def _moments(data: Tensor) -> tuple[Tensor, Tensor]:
     """
     if data.device.type == "cpu" and not data.requires_grad:
         array = data.contiguous().numpy()
-        mean = array.mean(0)
-        if array.dtype == np.float64:
-            covariance = np.dot(array.T, array)
-            covariance /= len(array)
-            covariance -= np.outer(mean, mean)
-        else:
-            centred = array - mean
-            covariance = np.dot(centred.T, centred)
-            covariance /= len(array)
+        # an overflow is reported by the caller's check of the variances, with the fix
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = array.mean(0)
+            if array.dtype == np.float64:
+                covariance = np.dot(array.T, array)
+                covariance /= len(array)
+                covariance -= np.outer(mean, mean)
+            else:
+                centred = array - mean
+                covariance = np.dot(centred.T, centred)
+                covariance /= len(array)
         return torch.from_numpy(mean), torch.from_numpy(covariance)
     mean = data.mean(0)
     centred = data - mean
