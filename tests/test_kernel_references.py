@@ -11,10 +11,18 @@ import math
 import pytest
 import torch
 
-from pyro_ar.distributions.nade_kernels import nade_hidden_logits, nade_hidden_logits_reference
-from pyro_ar.nn.masked import block_plan, made_degrees, masked_linear, masked_linear_reference
-from pyro_ar.ops import BernoulliSampler, fused_linear
-from pyro_ar.ops.fused_linear import fused_linear_reference
+from pyro_ar.nn import made_degrees
+from pyro_ar.ops import (
+    BernoulliSampler,
+    ScratchPool,
+    block_plan,
+    fused_linear,
+    fused_linear_reference,
+    masked_linear,
+    masked_linear_reference,
+    nade_hidden_logits,
+    nade_hidden_logits_reference,
+)
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -90,7 +98,7 @@ def test_masked_products_equal_the_reference(seed):
     weight = torch.randn(rows, columns, generator=generator, dtype=torch.float64).to(dtype)
     bias = None if seed % 5 == 0 else torch.randn(rows, generator=generator, dtype=torch.float64)
     bias = None if bias is None else bias.to(dtype)
-    pool: list[torch.Tensor] = []
+    pool = ScratchPool()
     leaves = [
         t.clone().requires_grad_() for t in (x, weight) + ((bias,) if bias is not None else ())
     ]

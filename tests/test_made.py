@@ -240,14 +240,14 @@ def test_every_input_but_the_last_reaches_a_hidden_unit(hidden):
 
 
 def test_masked_linear_gradients_and_scratch_reuse():
-    from pyro_ar.nn.masked import masked_linear
+    from pyro_ar.ops import ScratchPool, masked_linear
 
     generator = torch.Generator().manual_seed(0)
     weight = torch.randn(6, 5, dtype=torch.float64, generator=generator, requires_grad=True)
     bias = torch.randn(6, dtype=torch.float64, generator=generator, requires_grad=True)
     masks = [(torch.rand(6, 5, generator=generator) < 0.5).double() for _ in range(2)]
     x = torch.randn(3, 4, 5, dtype=torch.float64, generator=generator, requires_grad=True)
-    pool: list[torch.Tensor] = []
+    pool = ScratchPool()
     assert torch.autograd.gradcheck(
         lambda x, w, b: masked_linear(x, w, masks[0], b, pool), (x, weight, bias)
     )
@@ -265,11 +265,11 @@ def test_masked_linear_gradients_and_scratch_reuse():
         for ours, theirs in zip((x, weight, bias), expected, strict=True):
             torch.testing.assert_close(ours.grad, theirs.grad)
         del total
-        assert len(pool) >= 2  # the graph is gone: its scratch tensors came back
+        assert len(pool.tensors) >= 2  # the graph is gone: its scratch tensors came back
     assert torch.all(weight.grad[(masks[0] + masks[1]) == 0] == 0)
-    scratch_ids = {id(t) for t in pool}
+    allocations = pool.allocations
     masked_linear(x, weight, masks[0], bias, pool).sum().backward()
-    assert {id(t) for t in pool} == scratch_ids  # reused, not reallocated
+    assert pool.allocations == allocations  # reused, not reallocated
 
     # a retained graph keeps its scratch while forward passes go on
     weight.grad = None
@@ -289,7 +289,7 @@ def test_masked_linear_gradients_and_scratch_reuse():
 
 
 def test_block_plan_covers_every_live_entry_and_skips_the_staircase():
-    from pyro_ar.nn import block_plan, plan_area
+    from pyro_ar.ops import block_plan, plan_area
 
     network = MaskedAutoencoder(784, [500])
     for mask in network.masks(0)[:2]:
@@ -319,7 +319,7 @@ def test_block_plan_covers_every_live_entry_and_skips_the_staircase():
 
 @pytest.mark.parametrize("with_bias", [True, False])
 def test_blocked_masked_linear_is_exact(with_bias):
-    from pyro_ar.nn.masked import block_plan, masked_linear
+    from pyro_ar.ops import block_plan, masked_linear
 
     generator = torch.Generator().manual_seed(1)
     rows, columns = 9, 7
@@ -339,7 +339,7 @@ def test_blocked_masked_linear_is_exact(with_bias):
 
         def blocked(*args, mask=mask, plan=plan):
             return masked_linear(
-                args[0], args[1], mask, None if bias is None else args[2], [], plan
+                args[0], args[1], mask, None if bias is None else args[2], None, plan
             )
 
         assert torch.autograd.gradcheck(blocked, inputs)
@@ -353,12 +353,10 @@ def test_blocked_masked_linear_is_exact(with_bias):
             torch.testing.assert_close(blocked(*inputs), dense)
 
 
-def test_made_through_the_blocked_path(monkeypatch):
+def test_made_through_the_blocked_path():
     # every layer of a small natural-order MADE takes the blocked products
-    from pyro_ar.nn import masked
-
-    monkeypatch.setattr(masked, "BLOCKED_MIN_ENTRIES", 0)
-    network = MaskedAutoencoder(10, [12, 12], direct_connections=True).double()
+    network = MaskedAutoencoder(10, [12, 12], direct_connections=True, block_products="always")
+    network = network.double()
     assert all(layer.plan_for(layer.mask) is not None for layer in network.hidden)
     x = torch.rand(10, dtype=torch.float64)
     jacobian = torch.autograd.functional.jacobian(lambda v: network(v)[..., 0], x)
@@ -368,8 +366,8 @@ def test_made_through_the_blocked_path(monkeypatch):
     total = BernoulliMADE(network).log_prob(states).logsumexp(0)
     torch.testing.assert_close(total, torch.tensor(0.0, dtype=torch.float64))
     # the same numbers as the dense products
-    monkeypatch.setattr(masked, "BLOCKED_MIN_ENTRIES", 10**9)
-    dense = MaskedAutoencoder(10, [12, 12], direct_connections=True).double()
+    dense = MaskedAutoencoder(10, [12, 12], direct_connections=True, block_products="never")
+    dense = dense.double()
     dense.load_state_dict(network.state_dict())
     assert all(layer.plan_for(layer.mask) is None for layer in dense.hidden)
     torch.testing.assert_close(
@@ -377,19 +375,16 @@ def test_made_through_the_blocked_path(monkeypatch):
     )
 
 
-def test_mask_sets_that_come_back_reuse_their_plans(monkeypatch):
-    from pyro_ar.nn import masked
-
+def test_mask_sets_that_come_back_reuse_their_plans():
     network = MaskedAutoencoder(300, [300], num_masks=2)
     for index in range(2):
         network.select_mask(index)
-    calls = []
-    original = masked.block_plan
-    monkeypatch.setattr(masked, "block_plan", lambda *a: calls.append(1) or original(*a))
+    computed = [layer.planner.plans_computed for layer in network.hidden]
     for _ in range(3):
         network.next_mask()
         network(torch.zeros(2, 300))
-    assert calls == []  # cycling mask sets costs no re-planning
+    # cycling mask sets costs no re-planning
+    assert [layer.planner.plans_computed for layer in network.hidden] == computed
 
 
 def test_bernoulli_made_log_prob_agrees_with_the_ordered_path():
@@ -406,12 +401,12 @@ def test_bernoulli_made_log_prob_agrees_with_the_ordered_path():
 
 
 def test_masked_linear_refuses_second_derivatives():
-    from pyro_ar.nn.masked import block_plan, masked_linear
+    from pyro_ar.ops import block_plan, masked_linear
 
     mask = torch.tril(torch.ones(4, 4, dtype=torch.float64), -1)
     weight = torch.randn(4, 4, dtype=torch.float64, requires_grad=True)
     for plan in (None, block_plan(mask, 2)):
-        out = masked_linear(torch.randn(3, 4, dtype=torch.float64), weight, mask, None, [], plan)
+        out = masked_linear(torch.randn(3, 4, dtype=torch.float64), weight, mask, None, None, plan)
         (grad,) = torch.autograd.grad(out.pow(2).sum(), weight, create_graph=True)
         with pytest.raises(RuntimeError, match="once_differentiable|double backward"):
             grad.sum().backward()

@@ -7,7 +7,7 @@ import torch
 from conftest import make_nade
 
 from pyro_ar.distributions import NADE
-from pyro_ar.distributions.nade_kernels import nade_hidden_logits, nade_hidden_logits_reference
+from pyro_ar.ops import nade_hidden_logits, nade_hidden_logits_reference
 
 
 def _parameters(num_dims=13, hidden=7, device="cpu", seed=0):

@@ -10,8 +10,8 @@ import torch
 from torch import Tensor
 from torch.distributions import constraints
 
+from ..ops.nade import DEFAULT_CHUNK_SIZE, nade_hidden_logits, nade_hidden_logits_autograd
 from .autoregressive import BinaryAutoregressive, shared_across_batch
-from .nade_kernels import DEFAULT_CHUNK_SIZE, nade_hidden_logits, nade_hidden_logits_autograd
 from .validation import check_floating_parameters
 
 
@@ -24,7 +24,7 @@ class NADE(BinaryAutoregressive):
 
     with :math:`<` the model's ordering. The hidden pre-activations share the running sum
     :math:`a_{d+1} = a_d + W_{:, d}\, x_d`, so :meth:`log_prob` costs :math:`O(DH)` per example
-    (a chunked, memory-lean pass; see :mod:`pyro_ar.distributions.nade_kernels`) and sampling
+    (a chunked, memory-lean pass; see :mod:`pyro_ar.ops.nade`) and sampling
     carries the same running sum, :math:`O(DH)` per sample.
 
     Parameters may carry batch dimensions (broadcast against each other): that is how a model

@@ -5,14 +5,7 @@ from torch import nn
 from .fvsbn import FVSBNModule
 from .initialization import marginal_logits
 from .made import MADEModule
-from .masked import (
-    MaskedAutoencoder,
-    MaskedLinear,
-    block_plan,
-    made_degrees,
-    masked_linear,
-    plan_area,
-)
+from .masked import MaskedAutoencoder, MaskedLinear, made_degrees
 from .nade import NADEModule
 from .ordering import random_ordering
 from .rbm import RBMModule
@@ -33,10 +26,7 @@ __all__ = [
     "MaskedLinear",
     "NADEModule",
     "RBMModule",
-    "block_plan",
     "made_degrees",
-    "masked_linear",
     "marginal_logits",
-    "plan_area",
     "random_ordering",
 ]

@@ -14,260 +14,17 @@ References:
 
 from __future__ import annotations
 
-__all__ = [
-    "MaskedAutoencoder",
-    "MaskedLinear",
-    "block_plan",
-    "made_degrees",
-    "masked_linear",
-    "masked_linear_reference",
-    "plan_area",
-]
+__all__ = ["MaskedAutoencoder", "MaskedLinear", "made_degrees"]
 
-import weakref
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 from ..distributions.autoregressive import check_ordering
-from ..ops.provenance import attach_provenance, split_provenance
+from ..ops.masked_linear import Block, BlockPlanner, ScratchPool, masked_linear
 from .context import check_context
-
-#: Masked-weight scratch tensors kept per weight (a weight-sized allocation at every forward pass
-#: costs page faults comparable to the mask product itself).
-_POOL_SIZE = 4
-
-
-def _take(pool: list[Tensor], weight: Tensor) -> Tensor:
-    while pool:
-        scratch = pool.pop()
-        if scratch.shape == weight.shape and scratch.dtype == weight.dtype:
-            if scratch.device == weight.device:
-                return scratch
-    return torch.empty_like(weight, memory_format=torch.contiguous_format)
-
-
-def _give_back(pool: list[Tensor], scratch: Tensor) -> None:
-    if len(pool) < _POOL_SIZE:
-        pool.append(scratch)
-
-
-class _ScratchLease:
-    """Returns a scratch tensor to its pool when the graph node that holds this lease is freed
-    (so never while a retained graph can still use it)."""
-
-    def __init__(self, pool: list[Tensor], scratch: Tensor) -> None:
-        weakref.finalize(self, _give_back, pool, scratch)
-
-
-class _MaskedLinearFunction(torch.autograd.Function):
-    r""":math:`y = x (W \odot M)^\top + b`, whose weight gradient :math:`(g^\top x) \odot M` is
-    masked in place, and whose masked weight lives in a scratch tensor from ``pool`` that goes
-    back to the pool when the graph is freed."""
-
-    @staticmethod
-    def forward(ctx, x, weight, mask, bias, pool):
-        masked = torch.mul(weight, mask, out=_take(pool, weight))
-        ctx.save_for_backward(x, masked, mask)
-        ctx.has_bias, ctx.lease = bias is not None, _ScratchLease(pool, masked)
-        return F.linear(x, masked, bias)
-
-    @staticmethod
-    @once_differentiable  # a second derivative would miss the mask's path: say so
-    def backward(ctx, grad):
-        x, masked, mask = ctx.saved_tensors
-        grad_x = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            grad_x = grad @ masked
-        flat_grad = grad.reshape(-1, grad.shape[-1])
-        if ctx.needs_input_grad[1]:
-            grad_weight = (flat_grad.T @ x.reshape(-1, x.shape[-1])).mul_(mask)
-        if ctx.has_bias and ctx.needs_input_grad[3]:
-            grad_bias = flat_grad.sum(0)
-        return grad_x, grad_weight, None, grad_bias, None
-
-
-#: Row blocks of the block-skipping path, the smallest weight (in entries) it is tried for, and
-#: the largest share of the weight its blocks may cover for it to pay.
-NUM_ROW_BLOCKS = 4
-BLOCKED_MIN_ENTRIES = 65536
-BLOCKED_MAX_AREA = 0.8
-
-#: ``(first row, end row, first column, end column)`` of one block of a :func:`block_plan`.
-Block = tuple[int, int, int, int]
-
-
-def block_plan(mask: Tensor, num_blocks: int = NUM_ROW_BLOCKS) -> list[Block]:
-    r"""Splits the rows of ``mask`` into ``num_blocks`` contiguous chunks and gives each the
-    column range :math:`[c_0, c_1)` outside which its rows are all zero.
-
-    With inputs and units in degree order (the natural ordering and MADE's deterministic hidden
-    degrees), a MADE mask is a staircase, and the chunks cover little more than its live half:
-    :func:`masked_linear` then multiplies only inside the blocks. Chunks without a live entry
-    get the empty range ``(0, 0)``.
-
-    Arguments:
-        mask: Shape ``(out_features, in_features)``; nonzero entries are live.
-        num_blocks: Number of row chunks (fewer if there are fewer rows).
-
-    Returns:
-        ``[(r0, r1, c0, c1), ...]`` covering the rows in order.
-    """
-    rows, columns = mask.shape
-    live = (mask != 0).cpu()
-    has_live = live.any(1)
-    first = torch.where(has_live, live.int().argmax(1), columns)
-    last = torch.where(has_live, columns - 1 - live.flip(1).int().argmax(1), -1)
-    edges = torch.linspace(0, rows, min(num_blocks, rows) + 1).round().long().tolist()
-    plan = []
-    for start, end in zip(edges[:-1], edges[1:], strict=True):
-        if end > start:
-            low, high = int(first[start:end].min()), int(last[start:end].max()) + 1
-            plan.append((start, end, low, high) if high > low else (start, end, 0, 0))
-    return plan
-
-
-def plan_area(plan: list[Block], shape: tuple[int, int]) -> float:
-    """The share of a ``shape`` weight that the blocks of ``plan`` cover."""
-    covered = sum((end - start) * (high - low) for start, end, low, high in plan)
-    return covered / max(shape[0] * shape[1], 1)
-
-
-def _blocked_forward(
-    x: Tensor,
-    weight: Tensor,
-    mask: Tensor,
-    bias: Tensor | None,
-    plan: list[Block],
-    masked: Tensor,
-) -> Tensor:
-    """``x (W * M)^T + b`` block by block; writes the blocks of ``W * M`` into ``masked``."""
-    out = x.new_empty((x.shape[0], weight.shape[0]))
-    for start, end, low, high in plan:
-        columns = out[:, start:end]
-        if high == low:  # rows with no live input: the bias alone
-            if bias is None:
-                columns.zero_()
-            else:
-                columns.copy_(bias[start:end].expand_as(columns))
-            continue
-        block = torch.mul(
-            weight[start:end, low:high], mask[start:end, low:high], out=masked[start:end, low:high]
-        )
-        if bias is None:
-            torch.mm(x[:, low:high], block.T, out=columns)
-        else:
-            torch.addmm(bias[start:end], x[:, low:high], block.T, out=columns)
-    return out
-
-
-class _BlockedMaskedLinearFunction(torch.autograd.Function):
-    r""":math:`y = x (W \odot M)^\top + b` for 2-d ``x``, multiplying only inside the blocks of a
-    :func:`block_plan` of :math:`M` (exact: outside them the mask is zero)."""
-
-    @staticmethod
-    def forward(ctx, x, weight, mask, bias, pool, plan):
-        masked = _take(pool, weight)
-        out = _blocked_forward(x, weight, mask, bias, plan, masked)
-        ctx.save_for_backward(x, masked, mask)
-        ctx.plan, ctx.has_bias = plan, bias is not None
-        ctx.lease = _ScratchLease(pool, masked)
-        return out
-
-    @staticmethod
-    @once_differentiable  # a second derivative would miss the mask's path: say so
-    def backward(ctx, grad):
-        x, masked, mask = ctx.saved_tensors
-        grad_x = x.new_zeros(x.shape) if ctx.needs_input_grad[0] else None
-        # one contiguous fill: zeroing the strips beside each block costs more than it saves
-        grad_weight = torch.zeros_like(masked) if ctx.needs_input_grad[1] else None
-        for start, end, low, high in ctx.plan:
-            if high == low:
-                continue
-            rows = grad[:, start:end]
-            if grad_weight is not None:
-                block = grad_weight[start:end, low:high]
-                torch.mm(rows.T, x[:, low:high], out=block).mul_(mask[start:end, low:high])
-            if grad_x is not None:
-                grad_x[:, low:high].addmm_(rows, masked[start:end, low:high])
-        grad_bias = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[3] else None
-        return grad_x, grad_weight, None, grad_bias, None, None
-
-
-def masked_linear(
-    x: Tensor,
-    weight: Tensor,
-    mask: Tensor,
-    bias: Tensor | None = None,
-    pool: list[Tensor] | None = None,
-    plan: list[Block] | None = None,
-) -> Tensor:
-    r"""The masked affine map :math:`y = x (W \odot M)^\top + b` of MADE.
-
-    Masked weights get exactly zero gradient, and the weights themselves are never modified.
-    Pyro's provenance passes through (:mod:`pyro_ar.ops.provenance`), and under
-    :func:`torch.compile` the plain :func:`masked_linear_reference` runs instead. Given a
-    :func:`block_plan` of the mask, the products (forward and backward) skip the
-    all-zero rectangles outside its blocks: with the default four blocks, 37.5% of the work of
-    a 784-500-784 MADE with the natural ordering.
-
-    Arguments:
-        x: Inputs, shape ``(..., in_features)``.
-        weight: :math:`W`, shape ``(out_features, in_features)``.
-        mask: :math:`M`, same shape, 0/1 in the weight's dtype (no gradient).
-        bias: :math:`b`, shape ``(out_features,)``, or ``None``.
-        pool: Scratch tensors for :math:`W \odot M` reused across calls (a layer keeps one);
-            ``None`` allocates each time.
-        plan: Blocks of the mask outside which it is zero (:func:`block_plan`), or ``None``
-            for one dense product.
-
-    Returns:
-        Shape ``(..., out_features)``.
-    """
-    if torch.compiler.is_compiling():
-        # torch.compile traces plain products; the scratch pool's aliasing is not traceable
-        return masked_linear_reference(x, weight, mask, bias)
-    (x, weight, mask, bias), provenance = split_provenance(x, weight, mask, bias)
-    out = _masked_linear(x, weight, mask, bias, [] if pool is None else pool, plan)
-    return attach_provenance(out, provenance)
-
-
-def masked_linear_reference(
-    x: Tensor, weight: Tensor, mask: Tensor, bias: Tensor | None = None
-) -> Tensor:
-    r"""The plain-PyTorch reference of :func:`masked_linear`, :math:`x (W \odot M)^\top + b`
-    with autograd's own product rule (the path taken under :func:`torch.compile`)."""
-    return F.linear(x, weight * mask, bias)
-
-
-def _masked_linear(
-    x: Tensor,
-    weight: Tensor,
-    mask: Tensor,
-    bias: Tensor | None,
-    pool: list[Tensor],
-    plan: list[Block] | None,
-) -> Tensor:
-    tensors = (x, weight) if bias is None else (x, weight, bias)
-    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-    if plan is not None:
-        flat = x.reshape(-1, x.shape[-1])
-        if needs_grad:
-            out = _BlockedMaskedLinearFunction.apply(flat, weight, mask, bias, pool, plan)
-        else:
-            masked = _take(pool, weight)
-            out = _blocked_forward(flat, weight, mask, bias, plan, masked)
-            _give_back(pool, masked)
-        return out.reshape(*x.shape[:-1], weight.shape[0])
-    if needs_grad:
-        return _MaskedLinearFunction.apply(x, weight, mask, bias, pool)
-    masked = torch.mul(weight, mask, out=_take(pool, weight))
-    out = F.linear(x, masked, bias)
-    _give_back(pool, masked)
-    return out
 
 
 class MaskedLinear(nn.Linear):
@@ -282,14 +39,23 @@ class MaskedLinear(nn.Linear):
         out_features: Output size.
         mask: Boolean or 0/1 tensor of shape ``(out_features, in_features)``.
         bias: Whether to add a bias.
+        block_products: ``"auto"``, ``"always"`` or ``"never"``: when the products skip the
+            all-zero rectangles of the mask (:class:`~pyro_ar.ops.BlockPlanner`).
     """
 
-    def __init__(self, in_features: int, out_features: int, mask: Tensor, bias: bool = True):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        mask: Tensor,
+        bias: bool = True,
+        block_products: str = "auto",
+    ):
         super().__init__(in_features, out_features, bias)
-        #: Reused scratch tensors for the masked weight (see :func:`masked_linear`).
-        self.scratch_pool: list[Tensor] = []
-        # block plans per mask tensor: id -> (mask, its version when planned, plan or None)
-        self._plans: dict[int, tuple[Tensor, int, list[Block] | None]] = {}
+        #: Reused scratch tensors for the masked weight (see :func:`~pyro_ar.ops.masked_linear`).
+        self.scratch_pool = ScratchPool()
+        #: Which masks get block-skipping products (:class:`~pyro_ar.ops.BlockPlanner`).
+        self.planner = BlockPlanner(block_products)
         self.register_buffer("mask", torch.empty(out_features, in_features))
         self.set_mask(mask)
 
@@ -302,25 +68,12 @@ class MaskedLinear(nn.Linear):
             )
         plan = self.plan_for(mask)  # cached for a mask set that comes back (mask ensembles)
         self.mask.copy_(mask.to(self.mask.dtype))
-        self._plans[id(self.mask)] = (self.mask, self.mask._version, plan)
+        self.planner.remember(self.mask, plan)  # the copy has that plan too
 
     def plan_for(self, mask: Tensor) -> list[Block] | None:
-        """The :func:`block_plan` that :meth:`forward` uses for ``mask``, or ``None`` where
-        blocks would not pay (small layers, or masks without all-zero rectangles, as with
-        random orderings); computed once per mask tensor and version."""
-        if mask.numel() < BLOCKED_MIN_ENTRIES:
-            return None
-        cached = self._plans.get(id(mask))
-        if cached is not None and cached[0] is mask and cached[1] == mask._version:
-            return cached[2]
-        plan = block_plan(mask)
-        if plan_area(plan, tuple(mask.shape)) > BLOCKED_MAX_AREA:
-            plan = None
-        if len(self._plans) >= 64:  # forget other masks' plans, keep the layer's own
-            own = self._plans.get(id(self.mask))
-            self._plans = {} if own is None else {id(self.mask): own}
-        self._plans[id(mask)] = (mask, mask._version, plan)
-        return plan
+        """The :func:`~pyro_ar.ops.block_plan` that :meth:`forward` uses for ``mask``, or
+        ``None`` where blocks would not pay (see :class:`~pyro_ar.ops.BlockPlanner`)."""
+        return self.planner.plan_for(mask, keep=self.mask)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         r""":math:`x (W \odot M)^\top + b`, with ``mask`` in place of the layer's own mask if
@@ -397,6 +150,9 @@ class MaskedAutoencoder(nn.Module):
         num_masks: Number of mask sets.
         order_agnostic: Give every mask set after the first its own random ordering.
         seed: Seed of the random orderings and degrees.
+        block_products: ``"auto"``, ``"always"`` or ``"never"``: when the layers' products skip
+            the all-zero rectangles of their masks (:class:`~pyro_ar.ops.BlockPlanner`; the
+            numbers are the same either way).
 
     References:
         | MADE: Masked Autoencoder for Distribution Estimation (Germain et al., 2015)
@@ -416,6 +172,7 @@ class MaskedAutoencoder(nn.Module):
         num_masks: int = 1,
         order_agnostic: bool = False,
         seed: int = 0,
+        block_products: str = "auto",
     ) -> None:
         super().__init__()
         hidden_features = list(hidden_features)
@@ -440,13 +197,26 @@ class MaskedAutoencoder(nn.Module):
         ordering = check_ordering(ordering, num_dims, "cpu")
         sizes = [num_dims, *hidden_features]
         self.hidden = nn.ModuleList(
-            MaskedLinear(sizes[i], sizes[i + 1], torch.ones(sizes[i + 1], sizes[i]))
+            MaskedLinear(
+                sizes[i],
+                sizes[i + 1],
+                torch.ones(sizes[i + 1], sizes[i]),
+                block_products=block_products,
+            )
             for i in range(len(hidden_features))
         )
         total_out = num_dims * outputs_per_dim
-        self.output = MaskedLinear(sizes[-1], total_out, torch.ones(total_out, sizes[-1]))
+        self.output = MaskedLinear(
+            sizes[-1], total_out, torch.ones(total_out, sizes[-1]), block_products=block_products
+        )
         self.direct = (
-            MaskedLinear(num_dims, total_out, torch.ones(total_out, num_dims), bias=False)
+            MaskedLinear(
+                num_dims,
+                total_out,
+                torch.ones(total_out, num_dims),
+                bias=False,
+                block_products=block_products,
+            )
             if direct_connections
             else None
         )

@@ -1,4 +1,4 @@
-r"""Memory-lean kernels for NADE's conditional logits.
+r"""Memory-lean kernels for NADE's conditional logits, with their references.
 
 NADE's hidden pre-activations share a running sum,
 
@@ -28,7 +28,7 @@ __all__ = [
 import torch
 from torch import Tensor
 
-from ..ops.provenance import attach_provenance, split_provenance
+from .provenance import attach_provenance, split_provenance
 
 #: Dimensions per chunk: the within-chunk prefix sums cost :math:`C` times more multiply-adds
 #: than the running sum, but run as one matrix product; 16 to 32 balances the two on CPUs.
