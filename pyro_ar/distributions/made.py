@@ -6,6 +6,7 @@ __all__ = [
     "check_network",
     "BernoulliMADE",
     "MADEDistribution",
+    "MADENetworkBinding",
     "CategoricalMADE",
     "GaussianMADE",
     "MADEEnsemble",
@@ -36,36 +37,116 @@ def check_network(owner: str, network: MaskedAutoencoder) -> None:
             raise ValueError(f"{owner}: network parameter {name} contains {problem}")
 
 
-def _checked(owner: str, network: MaskedAutoencoder, log_prob: Tensor, validate: bool) -> Tensor:
-    """``log_prob``, after naming a non-finite network parameter if it is not finite (under
-    validation: one check of the result, the parameters are read only when it fails)."""
-    if validate and log_prob.numel() and not bool(torch.isfinite(log_prob).all()):
-        check_network(owner, network)
-    return log_prob
-
-
-def _bind_network(
-    owner: str, network: MaskedAutoencoder, context: Tensor | None, mask_index: int | None
-) -> int:
-    """Checks that a conditional network gets a context; returns the mask set to use."""
-    if network.context_features and context is None:
-        raise ValueError(f"{owner}: this MADE network is conditional, pass a context")
-    index = network.current_mask if mask_index is None else int(mask_index)
-    if not 0 <= index < network.num_masks:
-        raise ValueError(f"{owner}: mask_index must lie in [0, {network.num_masks}), got {index}")
-    return index
-
-
 def _expand_context(context: Tensor | None, shape: torch.Size) -> Tensor | None:
     return None if context is None else context.expand(torch.Size(shape) + context.shape[-1:])
 
 
-class MADEDistribution(TorchDistribution):
-    """Shared plumbing of the MADE distributions that are not binary: the network, the
-    context (which sets the batch shape), the mask set, ``expand``, and one network pass.
+class MADENetworkBinding:
+    """What every MADE distribution shares, written once: a
+    :class:`~pyro_ar.nn.MaskedAutoencoder`, an optional context that sets the batch shape, the
+    mask set, ``expand``, one network pass, and the incremental pass that sampling uses
+    (:class:`~pyro_ar.nn.IncrementalPass`).
 
-    Subclasses check the network's outputs in :meth:`_check_network`.
+    A likelihood is a small class on top: it checks the network's outputs per dimension
+    (:meth:`_check_network`), scores values from the network's outputs, and draws one
+    dimension's value from its outputs (:meth:`_draw`); :meth:`_sample_incrementally` is the
+    sampling loop of all of them.
     """
+
+    network: MaskedAutoencoder
+    context: Tensor | None
+    mask_index: int
+
+    def _bind(
+        self, network: MaskedAutoencoder, context: Tensor | None, mask_index: int | None
+    ) -> torch.Size:
+        """Checks and stores the network, context and mask set; returns the batch shape."""
+        owner = type(self).__name__
+        self._check_network(network)
+        if network.context_features and context is None:
+            raise ValueError(f"{owner}: this MADE network is conditional, pass a context")
+        index = network.current_mask if mask_index is None else int(mask_index)
+        if not 0 <= index < network.num_masks:
+            raise ValueError(
+                f"{owner}: mask_index must lie in [0, {network.num_masks}), got {index}"
+            )
+        self.network, self.context, self.mask_index = network, context, index
+        return context.shape[:-1] if context is not None else torch.Size()
+
+    def _copy_binding(self, new, batch_shape: torch.Size) -> None:
+        """The binding part of ``expand``: the same network and mask set, the context expanded."""
+        new.network, new.mask_index = self.network, self.mask_index
+        new.context = _expand_context(self.context, batch_shape)
+
+    @classmethod
+    def _check_network(cls, network: MaskedAutoencoder) -> None:
+        """Raises unless the network has the outputs per dimension this likelihood needs."""
+        raise NotImplementedError
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        return next(self.network.parameters()).dtype
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    @property
+    def _ordering_of_mask(self) -> list[int]:
+        return self.network.orderings[self.mask_index].tolist()
+
+    def _cast(self, value: Tensor) -> Tensor:
+        """``value`` in the network's dtype and on its device."""
+        return value.to(dtype=self._dtype, device=self._device)
+
+    def _network_outputs(self, inputs: Tensor) -> Tensor:
+        """One pass on ``inputs`` broadcast with the batch shape: shape ``(..., D, P)``."""
+        shape = torch.broadcast_shapes(inputs.shape[:-1], self.batch_shape)
+        context = _expand_context(self.context, shape)
+        return self.network(inputs.expand(shape + self.event_shape), context, self.mask_index)
+
+    def _incremental(self, shape: torch.Size, differentiable: bool = False):
+        """An incremental pass over ``shape`` rows (the context expanded to them)."""
+        context = _expand_context(self.context, shape)
+        return self.network.incremental(shape, context, self.mask_index, differentiable)
+
+    def _checked(self, log_prob: Tensor) -> Tensor:
+        """``log_prob``, after naming a non-finite network parameter if it is not finite (under
+        validation: one check of the result, the parameters are read only when it fails)."""
+        if self._validate_args and log_prob.numel() and not bool(torch.isfinite(log_prob).all()):
+            check_network(type(self).__name__, self.network)
+        return log_prob
+
+    def _draw(self, outputs: Tensor) -> Tensor:
+        """One dimension's value, drawn from its ``P`` network outputs (shape ``(..., P)``)."""
+        raise NotImplementedError
+
+    def _network_input(self, value: Tensor) -> Tensor:
+        """What the network sees of a value (the value itself unless overridden)."""
+        return value
+
+    def _sample_incrementally(self, sample_shape: torch.Size) -> Tensor:
+        """Ancestral sampling in the mask set's ordering through an incremental pass: each step
+        draws one dimension from its outputs (:meth:`_draw`) and feeds it back.
+
+        Returns:
+            Shape ``sample_shape + batch_shape + (D,)``, in the dtype that :meth:`_draw` gives.
+        """
+        shape = check_sample_shape(type(self).__name__, sample_shape) + self.batch_shape
+        if self._validate_args:
+            check_network(type(self).__name__, self.network)
+        with torch.no_grad():
+            state = self._incremental(shape)
+            columns = {}
+            for dim in self._ordering_of_mask:
+                columns[dim] = self._draw(state.outputs(dim))
+                state.advance(dim, self._network_input(columns[dim]))
+        return torch.stack([columns[dim] for dim in range(self.event_shape[0])], dim=-1)
+
+
+class MADEDistribution(MADENetworkBinding, TorchDistribution):
+    """Base of the MADE distributions that are not binary (those are
+    :class:`BernoulliMADE`, on the binary autoregressive contract)."""
 
     arg_constraints = {}  # the parameters live in the network (an nn.Module)
 
@@ -76,74 +157,21 @@ class MADEDistribution(TorchDistribution):
         mask_index: int | None = None,
         validate_args: bool | None = None,
     ) -> None:
-        self._check_network(network)
-        self.network = network
-        self.context = context
-        self.mask_index = _bind_network(type(self).__name__, network, context, mask_index)
-        parameter = next(network.parameters())
-        self._dtype, self._device = parameter.dtype, parameter.device
-        batch_shape = context.shape[:-1] if context is not None else torch.Size()
-        super().__init__(batch_shape, torch.Size([network.num_dims]), validate_args)
-
-    @classmethod
-    def _check_network(cls, network: MaskedAutoencoder) -> None:
-        raise NotImplementedError
+        batch_shape = self._bind(network, context, mask_index)
+        TorchDistribution.__init__(
+            self, batch_shape, torch.Size([network.num_dims]), validate_args
+        )
 
     def expand(self, batch_shape: torch.Size, _instance=None):
         batch_shape = torch.Size(batch_shape)
         new = self._get_checked_instance(type(self), _instance)
-        new.network, new.mask_index = self.network, self.mask_index
-        new._dtype, new._device = self._dtype, self._device
-        new.context = _expand_context(self.context, batch_shape)
-        super(MADEDistribution, new).__init__(batch_shape, self.event_shape, validate_args=False)
+        self._copy_binding(new, batch_shape)
+        TorchDistribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
 
-    def _draw(self, outputs: Tensor) -> Tensor:
-        """One dimension's value, drawn from its ``P`` network outputs (shape ``(..., P)``)."""
-        raise NotImplementedError
 
-    def _cast(self, value: Tensor) -> Tensor:
-        """``value`` in the network's dtype and on its device (values of real-valued MADEs may
-        arrive in another floating dtype, or as integers)."""
-        return value.to(dtype=self._dtype, device=self._device)
-
-    def _network_input(self, value: Tensor) -> Tensor:
-        """What the network sees of a value (the value itself unless overridden)."""
-        return value
-
-    def _sample_incrementally(self, sample_shape: torch.Size) -> Tensor:
-        """Ancestral sampling in the mask set's ordering, with the incremental first layer:
-        each step adds one input column to the first layer's pre-activation and evaluates the
-        upper layers and one output row only (see ``MaskedAutoencoder.output_for``).
-
-        Returns:
-            Shape ``sample_shape + batch_shape + (D,)``, in the dtype that :meth:`_draw` gives.
-        """
-        shape = check_sample_shape(type(self).__name__, sample_shape) + self.batch_shape
-        network = self.network
-        if self._validate_args:
-            check_network(type(self).__name__, network)
-        with torch.no_grad():
-            weights = network.masked_weights(self.mask_index)
-            first_layer = network.first_layer_start(shape, _expand_context(self.context, shape))
-            inputs = torch.zeros(shape + self.event_shape, dtype=self._dtype, device=self._device)
-            columns = {}
-            for dim in network.orderings[self.mask_index].tolist():
-                columns[dim] = self._draw(network.output_for(first_layer, inputs, dim, weights))
-                column = self._network_input(columns[dim])
-                inputs[..., dim] = column
-                first_layer.add_(column.unsqueeze(-1) * weights["input_columns"][dim])
-        return torch.stack([columns[dim] for dim in range(self.event_shape[0])], dim=-1)
-
-    def _network_outputs(self, inputs: Tensor) -> Tensor:
-        """One pass on ``inputs`` broadcast with the batch shape: shape ``(..., D, P)``."""
-        shape = torch.broadcast_shapes(inputs.shape[:-1], self.batch_shape)
-        context = _expand_context(self.context, shape)
-        return self.network(inputs.expand(shape + self.event_shape), context, self.mask_index)
-
-
-class BernoulliMADE(BinaryAutoregressive):
+class BernoulliMADE(MADENetworkBinding, BinaryAutoregressive):
     r"""MADE over binary vectors: :math:`p(x_d = 1 \mid x_{<d}) = \sigma(\ell_d(x))`, where
     :math:`\ell = f(x)` is a :class:`~pyro_ar.nn.MaskedAutoencoder` with one output per
     dimension, so :meth:`log_prob` is one network pass.
@@ -164,6 +192,12 @@ class BernoulliMADE(BinaryAutoregressive):
     References:
         | MADE: Masked Autoencoder for Distribution Estimation (Germain et al., 2015)
         | https://arxiv.org/abs/1502.03509
+
+    Example:
+        >>> from pyro_ar.nn import MaskedAutoencoder
+        >>> made = BernoulliMADE(MaskedAutoencoder(6, [16]))
+        >>> made.log_prob(made.sample((3,))).shape
+        torch.Size([3])
     """
 
     arg_constraints = {}  # the parameters live in the network (an nn.Module)
@@ -175,48 +209,34 @@ class BernoulliMADE(BinaryAutoregressive):
         mask_index: int | None = None,
         validate_args: bool | None = None,
     ) -> None:
+        batch_shape = self._bind(network, context, mask_index)
+        BinaryAutoregressive.__init__(
+            self,
+            network.num_dims,
+            batch_shape,
+            network.orderings[self.mask_index].to(self._device),
+            self._device,
+            validate_args,
+        )
+
+    @classmethod
+    def _check_network(cls, network: MaskedAutoencoder) -> None:
         if network.outputs_per_dim != 1:
             raise ValueError(
                 f"BernoulliMADE needs one output per dimension, the network has "
                 f"{network.outputs_per_dim}"
             )
-        self.network = network
-        self.context = context
-        self.mask_index = _bind_network("BernoulliMADE", network, context, mask_index)
-        parameter = next(network.parameters())
-        self._parameter_dtype = parameter.dtype
-        batch_shape = context.shape[:-1] if context is not None else torch.Size()
-        super().__init__(
-            network.num_dims,
-            batch_shape,
-            network.orderings[self.mask_index].to(parameter.device),
-            parameter.device,
-            validate_args,
-        )
 
     def expand(self, batch_shape: torch.Size, _instance: BernoulliMADE | None = None):
         new = self._get_checked_instance(BernoulliMADE, _instance)
         batch_shape = torch.Size(batch_shape)
-        new.network, new._parameter_dtype = self.network, self._parameter_dtype
-        new.mask_index = self.mask_index
-        new.context = _expand_context(self.context, batch_shape)
+        self._copy_binding(new, batch_shape)
         self._copy_base_into(new, batch_shape)
         return new
 
-    @property
-    def _dtype(self) -> torch.dtype:
-        return self._parameter_dtype
-
-    def _logits(self, value: Tensor) -> Tensor:
-        context = self.context
-        if context is not None:
-            shape = torch.broadcast_shapes(value.shape[:-1], context.shape[:-1])
-            value = value.expand(shape + value.shape[-1:])
-            context = context.expand(shape + context.shape[-1:])
-        return self.network(value, context, mask_index=self.mask_index)[..., 0]
-
     def _ordered_logits(self, ordered_value: Tensor) -> Tensor:
-        return self._to_ordering(self._logits(self._from_ordering(ordered_value)))
+        logits = self._network_outputs(self._from_ordering(ordered_value))[..., 0]
+        return self._to_ordering(logits)
 
     def log_prob(self, value: Tensor) -> Tensor:
         r"""Exact log-probability :math:`\log p(x) = \sum_d x_d \ell_d - \log(1 + e^{\ell_d})`
@@ -232,32 +252,21 @@ class BernoulliMADE(BinaryAutoregressive):
             Shape ``broadcast(value.shape[:-1], batch_shape)``.
         """
         value = self._prepare(value)
-        logits = self._logits(value)
+        logits = self._network_outputs(value)[..., 0]
         value = value.expand(logits.shape)
         log_prob = -F.binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
-        return _checked("BernoulliMADE", self.network, log_prob, self._validate_args)
+        return self._checked(log_prob)
 
     def _sampling_start(self, shape: torch.Size) -> dict:
         if self._validate_args:
             check_network("BernoulliMADE", self.network)
-        context = _expand_context(self.context, shape)
-        return {
-            "x": torch.zeros(shape + self.event_shape, dtype=self._dtype, device=self._device),
-            "first_layer": self.network.first_layer_start(shape, context),
-            "weights": self.network.masked_weights(self.mask_index),
-            "order": self.ordering.tolist(),
-        }
+        return {"pass": self._incremental(shape), "order": self.ordering.tolist()}
 
     def _sampling_logit(self, state: dict, step: int) -> Tensor:
-        dim = state["order"][step]
-        return self.network.output_for(state["first_layer"], state["x"], dim, state["weights"])[
-            ..., 0
-        ]
+        return state["pass"].outputs(state["order"][step])[..., 0]
 
     def _sampling_advance(self, state: dict, step: int, value: Tensor) -> None:
-        dim = state["order"][step]
-        state["x"][..., dim] = value
-        state["first_layer"].add_(value.unsqueeze(-1) * state["weights"]["input_columns"][dim])
+        state["pass"].advance(state["order"][step], value)
 
 
 class GaussianMADE(MADEDistribution):
@@ -315,7 +324,7 @@ class GaussianMADE(MADEDistribution):
         mean, log_scale = self.conditional_parameters(value)
         standardized = (value - mean) * torch.exp(-log_scale)
         log_prob = (-0.5 * standardized**2 - log_scale - 0.5 * math.log(2 * math.pi)).sum(-1)
-        return _checked(type(self).__name__, self.network, log_prob, self._validate_args)
+        return self._checked(log_prob)
 
     def inverse(self, value: Tensor) -> Tensor:
         r"""The noise :math:`\epsilon = (x - \mu(x)) / \sigma(x)` that :meth:`transform` maps to
@@ -326,22 +335,17 @@ class GaussianMADE(MADEDistribution):
 
     def transform(self, noise: Tensor) -> Tensor:
         r"""Maps standard-normal noise (shape ``(..., D)``, broadcast with ``batch_shape``) to a
-        sample, one dimension at a time in the ordering, differentiably."""
+        sample, one dimension at a time in the ordering, differentiably (an incremental pass
+        built out of place)."""
         shape = torch.broadcast_shapes(noise.shape[:-1], self.batch_shape)
-        noise = noise.expand(shape + self.event_shape)
-        context = _expand_context(self.context, shape)
-        network = self.network
-        weights = network.masked_weights(self.mask_index)
-        first_layer = network.first_layer_start(shape, context)
-        value = torch.zeros(shape + self.event_shape, dtype=self._dtype, device=self._device)
-        eye = torch.eye(self.event_shape[0], dtype=self._dtype, device=self._device)
-        for dim in network.orderings[self.mask_index].tolist():
-            out = network.output_for(first_layer, value, dim, weights)
-            column = out[..., 0] + torch.exp(out[..., 1]) * noise[..., dim]
-            # out of place, so that autograd sees every step
-            value = value + column.unsqueeze(-1) * eye[dim]
-            first_layer = first_layer + column.unsqueeze(-1) * weights["input_columns"][dim]
-        return value
+        noise = self._cast(noise).expand(shape + self.event_shape)
+        state = self._incremental(shape, differentiable=True)
+        columns = {}
+        for dim in self._ordering_of_mask:
+            mean, log_scale = state.outputs(dim).unbind(-1)
+            columns[dim] = mean + torch.exp(log_scale) * noise[..., dim]
+            state.advance(dim, columns[dim])
+        return torch.stack([columns[dim] for dim in range(self.event_shape[0])], dim=-1)
 
     def rsample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
         """Reparameterized sample, shape ``sample_shape + batch_shape + (D,)``."""
@@ -415,7 +419,7 @@ class CategoricalMADE(MADEDistribution):
         logits = self.conditional_logits(value)
         index = value.long().expand(logits.shape[:-1]).unsqueeze(-1)
         log_prob = logits.log_softmax(-1).gather(-1, index).squeeze(-1).sum(-1)
-        return _checked("CategoricalMADE", self.network, log_prob, self._validate_args)
+        return self._checked(log_prob)
 
     def _draw(self, outputs: Tensor) -> Tensor:
         # the network's outputs are finite logits: torch's validation would only fail on an
@@ -491,7 +495,7 @@ class MixtureOfGaussiansMADE(MADEDistribution):
         standardized = (value.unsqueeze(-1) - means) * torch.exp(-log_scales)
         component = -0.5 * standardized**2 - log_scales - 0.5 * math.log(2 * math.pi)
         log_prob = (log_weights + component).logsumexp(-1).sum(-1)
-        return _checked("MixtureOfGaussiansMADE", self.network, log_prob, self._validate_args)
+        return self._checked(log_prob)
 
     def _draw(self, outputs: Tensor) -> Tensor:
         log_weights, means, log_scales = self._split(outputs)
@@ -575,7 +579,9 @@ class MADEEnsemble(TorchDistribution):
             self._validate_sample(value)
         per_mask = torch.stack([component.log_prob(value) for component in self.components])
         log_prob = per_mask.logsumexp(0) - math.log(len(self.components))
-        return _checked("MADEEnsemble", self.network, log_prob, self._validate_args)
+        if self._validate_args and not bool(torch.isfinite(log_prob).all()):
+            check_network("MADEEnsemble", self.network)
+        return log_prob
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
         """Draws a mask set uniformly per sample, then a sample from that set's model.

@@ -14,7 +14,7 @@ References:
 
 from __future__ import annotations
 
-__all__ = ["MaskedAutoencoder", "MaskedLinear", "made_degrees"]
+__all__ = ["IncrementalPass", "MaskedAutoencoder", "MaskedLinear", "made_degrees"]
 
 from collections.abc import Sequence
 
@@ -307,22 +307,6 @@ class MaskedAutoencoder(nn.Module):
         self._draw_mask_set(self.current_mask, ordering)
         self.select_mask(self.current_mask)
 
-    def _masked(self, layer: MaskedLinear, mask: Tensor | None) -> Tensor:
-        return layer.weight * (layer.mask if mask is None else mask)
-
-    def masked_weights(self, mask_index: int | None = None) -> dict[str, Tensor | None]:
-        """The masked weight matrices, computed once (for the incremental sampler)."""
-        masks = self._selected_masks(mask_index)
-        return {
-            "input_columns": self._masked(self.hidden[0], masks[0]).T,  # (D, H1)
-            "output": self._masked(self.output, masks[-2]),
-            "direct": None if self.direct is None else self._masked(self.direct, masks[-1]),
-            "hidden": [
-                self._masked(layer, mask)
-                for layer, mask in zip(self.hidden[1:], masks[1:-2], strict=True)
-            ],
-        }
-
     def _selected_masks(self, mask_index: int | None) -> list[Tensor | None]:
         if mask_index is None:
             return [None] * (len(self.hidden) + 2)
@@ -330,33 +314,16 @@ class MaskedAutoencoder(nn.Module):
             raise ValueError(f"mask index must lie in [0, {self.num_masks}), got {mask_index}")
         return self.masks(mask_index)
 
-    def first_layer_start(self, shape: torch.Size, context: Tensor | None = None) -> Tensor:
-        """The first hidden layer's pre-activation at :math:`x = 0` (bias plus context term),
-        shape ``shape + (H1,)``: the start of the incremental sampler's running sum."""
-        start = self.hidden[0].bias
-        if check_context("MaskedAutoencoder", context, self.context_features) is not None:
-            start = start + self.context(context)
-        return start.expand(torch.Size(shape) + start.shape[-1:]).clone()
-
-    def output_for(
-        self, first_layer: Tensor, x: Tensor, dim: int, weights: dict[str, Tensor | None]
-    ) -> Tensor:
-        r"""The ``P`` outputs of dimension ``dim`` from the first layer's pre-activation.
-
-        Incremental sampling keeps that pre-activation as a running sum over the inputs drawn so
-        far, so each step costs the upper layers and one output row, not a full pass.
-
-        Returns:
-            Shape ``first_layer.shape[:-1] + (P,)``.
-        """
-        hidden = self.activation(first_layer)
-        for layer, weight in zip(self.hidden[1:], weights["hidden"], strict=True):
-            hidden = self.activation(F.linear(hidden, weight, layer.bias))
-        rows = slice(dim * self.outputs_per_dim, (dim + 1) * self.outputs_per_dim)
-        out = F.linear(hidden, weights["output"][rows], self.output.bias[rows])
-        if weights["direct"] is not None:
-            out = out + F.linear(x, weights["direct"][rows])
-        return out
+    def incremental(
+        self,
+        shape: torch.Size,
+        context: Tensor | None = None,
+        mask_index: int | None = None,
+        differentiable: bool = False,
+    ) -> IncrementalPass:
+        """An :class:`IncrementalPass` of ``shape`` parallel rows: the outputs of one dimension
+        at a time, as the dimensions are filled in the mask set's ordering."""
+        return IncrementalPass(self, torch.Size(shape), context, mask_index, differentiable)
 
     def forward(
         self, x: Tensor, context: Tensor | None = None, mask_index: int | None = None
@@ -379,3 +346,87 @@ class MaskedAutoencoder(nn.Module):
         if self.direct is not None:
             out = out + self.direct(x, masks[-1])
         return out.unflatten(-1, (self.num_dims, self.outputs_per_dim))
+
+
+class IncrementalPass:
+    r"""The outputs of a :class:`MaskedAutoencoder` one dimension at a time, as dimensions are
+    filled in (ancestral sampling, the transform of a Gaussian MADE).
+
+    The first hidden layer's pre-activation is a running sum over the inputs filled so far,
+    :math:`a = b + c(z) + \sum_{j \text{ filled}} (W \odot M)_{:, j} x_j`, so each step costs
+    the upper layers and one output row instead of a full network pass. Masked weights are
+    multiplied once, when the pass starts.
+
+    Arguments:
+        network: The network.
+        shape: The batch of parallel rows.
+        context: ``shape + (context_features,)`` when the network has a context.
+        mask_index: The mask set (default: the selected one).
+        differentiable: Build every step out of place, so that gradients reach the network,
+            the context and the filled values (for ``rsample``); in place otherwise.
+
+    Example:
+        >>> network = MaskedAutoencoder(3, [8], outputs_per_dim=2)
+        >>> state = network.incremental(torch.Size([5]))
+        >>> for dim in network.ordering.tolist():
+        ...     mean, log_scale = state.outputs(dim).unbind(-1)
+        ...     state.advance(dim, mean)
+        >>> state.inputs.shape
+        torch.Size([5, 3])
+    """
+
+    def __init__(
+        self,
+        network: MaskedAutoencoder,
+        shape: torch.Size,
+        context: Tensor | None,
+        mask_index: int | None,
+        differentiable: bool,
+    ) -> None:
+        self.network, self.differentiable = network, differentiable
+        masks = network._selected_masks(mask_index)
+
+        def masked(layer: MaskedLinear, mask: Tensor | None) -> Tensor:
+            return layer.weight * (layer.mask if mask is None else mask)
+
+        self._input_columns = masked(network.hidden[0], masks[0]).T  # (D, H1)
+        self._hidden = [
+            masked(layer, mask)
+            for layer, mask in zip(network.hidden[1:], masks[1:-2], strict=True)
+        ]
+        self._output = masked(network.output, masks[-2])
+        self._direct = None if network.direct is None else masked(network.direct, masks[-1])
+        start = network.hidden[0].bias
+        if check_context("MaskedAutoencoder", context, network.context_features) is not None:
+            start = start + network.context(context)
+        self.first_layer = start.expand(shape + start.shape[-1:])
+        if not differentiable:
+            self.first_layer = self.first_layer.clone()
+        options = {"dtype": self._output.dtype, "device": self._output.device}
+        #: The inputs filled so far (zeros elsewhere), shape ``shape + (D,)``.
+        self.inputs = torch.zeros(shape + (network.num_dims,), **options)
+        self._eye = torch.eye(network.num_dims, **options) if differentiable else None
+
+    def outputs(self, dim: int) -> Tensor:
+        """The ``P`` outputs of dimension ``dim`` given the inputs filled so far, shape
+        ``shape + (P,)``."""
+        network = self.network
+        hidden = network.activation(self.first_layer)
+        for layer, weight in zip(network.hidden[1:], self._hidden, strict=True):
+            hidden = network.activation(F.linear(hidden, weight, layer.bias))
+        rows = slice(dim * network.outputs_per_dim, (dim + 1) * network.outputs_per_dim)
+        out = F.linear(hidden, self._output[rows], network.output.bias[rows])
+        if self._direct is not None:
+            out = out + F.linear(self.inputs, self._direct[rows])
+        return out
+
+    def advance(self, dim: int, value: Tensor) -> None:
+        """Fills input ``dim`` with ``value`` (shape ``shape``, what the network sees)."""
+        column = self._input_columns[dim]
+        if self.differentiable:
+            self.first_layer = self.first_layer + value.unsqueeze(-1) * column
+            if self._direct is not None:
+                self.inputs = self.inputs + value.unsqueeze(-1) * self._eye[dim]
+            return
+        self.first_layer.add_(value.unsqueeze(-1) * column)
+        self.inputs[..., dim] = value
