@@ -20,6 +20,7 @@ import logging
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -41,7 +42,7 @@ from .infer import (
     reverse_annealed_importance_sampling,
     save_checkpoint,
 )
-from .nn import MODULES, FVSBNModule, MADEModule, NADEModule, RBMModule, random_ordering
+from .nn import MODULES, DensityModule, RBMModule, random_ordering
 
 logger = logging.getLogger("pyro_ar")
 
@@ -182,7 +183,58 @@ class TrainingFailed(RuntimeError):
     """Training ran but produced no usable model (exit status 3)."""
 
 
-def _fit_rbm(args: argparse.Namespace, data, module: RBMModule, run: _Run) -> None:
+@dataclass
+class _Trained:
+    """What the fit pipeline needs from a trainer, whatever its objective."""
+
+    best_epoch: int
+    seconds: float
+    summary: str
+    history: dict | list
+    improved: bool
+    criterion: str
+    epochs: int
+
+
+def _budget(args: argparse.Namespace) -> float | None:
+    return None if args.max_minutes is None else args.max_minutes * 60
+
+
+def _train_by_maximum_likelihood(args: argparse.Namespace, data, module, run: _Run) -> _Trained:
+    config = TrainingConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=1e-3 if args.lr is None else args.lr,
+        weight_decay=0.0 if args.weight_decay is None else args.weight_decay,
+        patience=args.patience,
+        seed=args.seed,
+        max_seconds=_budget(args),
+        progress=not args.no_progress,
+    )
+    result = fit_maximum_likelihood(
+        module,
+        data.train,
+        data.valid,
+        config,
+        run.checkpoint,
+        run.metadata,
+        resume_from=run.checkpoint if args.resume else None,
+    )
+    summary = f"best epoch {result.best_epoch}, stopped by {result.stop_reason}"
+    return _Trained(
+        result.best_epoch,
+        result.elapsed_seconds,
+        summary,
+        result.to_dict(),
+        result.improved,
+        "NLL",
+        len(result.history),
+    )
+
+
+def _train_by_contrastive_divergence(
+    args: argparse.Namespace, data, module: RBMModule, run: _Run
+) -> _Trained:
     config = RBMTrainingConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -191,11 +243,10 @@ def _fit_rbm(args: argparse.Namespace, data, module: RBMModule, run: _Run) -> No
         cd_steps=args.cd_steps,
         persistent=args.persistent,
         patience=args.patience,
-        max_seconds=None if args.max_minutes is None else args.max_minutes * 60,
+        max_seconds=_budget(args),
         seed=args.seed,
         progress=not args.no_progress,
     )
-    # checkpoints are written during training: an AIS failure afterwards loses nothing
     result = fit_rbm(
         module,
         data.train,
@@ -205,24 +256,35 @@ def _fit_rbm(args: argparse.Namespace, data, module: RBMModule, run: _Run) -> No
         checkpoint_metadata=run.metadata,
         resume_from=run.checkpoint if args.resume else None,
     )
-    if not result.improved:  # a warning: pseudo-likelihood is only a proxy for CD's progress
-        print(
-            f"pyro-ar: warning: the best epoch ({result.best_epoch}) does not beat the "
-            f"untrained initialization on the validation {result.criterion.replace('_', '-')}",
-            file=sys.stderr,
-        )
-    nll = _rbm_nll(module, data, args)
-    print(
-        f"train NLL {_format_nll(nll['train'])} nats | valid NLL {_format_nll(nll['valid'])} | "
-        f"test NLL {_format_nll(nll['test'])}  (best epoch {result.best_epoch} of "
-        f"{len(result.history)}, {result.seconds:.1f} s)"
-    )
-    _save_final(run, module, result.best_epoch, nll, result.seconds)
+    summary = f"best epoch {result.best_epoch} of {len(result.history)}"
     history = [vars(record) for record in result.history]
-    write_atomically(run.history, json.dumps(history, indent=1).encode())
-    samples = module().gibbs_chain((args.num_samples,), burn_in=1000)[0]
-    png = save_image_grid(run.samples, samples, data.image_shape)
-    print(f"checkpoint: {run.checkpoint}\nsamples: {png}")
+    criterion = result.criterion.replace("_", "-")
+    return _Trained(
+        result.best_epoch,
+        result.seconds,
+        summary,
+        history,
+        result.improved,
+        criterion,
+        len(history),
+    )
+
+
+#: How the command line trains each objective (``DensityModule.objective``).
+_TRAINERS = {
+    "maximum_likelihood": _train_by_maximum_likelihood,
+    "contrastive_divergence": _train_by_contrastive_divergence,
+}
+
+
+def _split_nlls(module, data, args: argparse.Namespace) -> tuple[dict, dict[str, str]]:
+    """The NLL of every split, as numbers (for the checkpoint) and as text: exact, or an RBM's
+    AIS bracket."""
+    if isinstance(module, RBMModule):
+        nll = _rbm_nll(module, data, args)
+        return nll, {split: _format_nll(nll[split]) for split in ("train", "valid", "test")}
+    nll = {split: mean_nll(module, data[split]) for split in ("train", "valid", "test")}
+    return nll, {split: f"{value:.2f}" for split, value in nll.items()}
 
 
 def _no_improvement(run: _Run, epochs: int) -> str:
@@ -232,16 +294,11 @@ def _no_improvement(run: _Run, epochs: int) -> str:
     )
 
 
-def _build_module(args: argparse.Namespace, train: torch.Tensor) -> torch.nn.Module:
-    num_dims = train.shape[1]
-    ordering = random_ordering(num_dims, args.seed) if args.ordering == "random" else None
-    if args.model == "nade":
-        return NADEModule(num_dims, args.hidden, ordering=ordering, data=train, seed=args.seed)
-    if args.model == "made":
-        return MADEModule(num_dims, [args.hidden], ordering=ordering, data=train, seed=args.seed)
-    if args.model == "rbm":
-        return RBMModule(num_dims, args.hidden, data=train, seed=args.seed)
-    return FVSBNModule(num_dims, ordering=ordering, data=train)
+def _build_module(args: argparse.Namespace, train: torch.Tensor) -> DensityModule:
+    ordering = random_ordering(train.shape[1], args.seed) if args.ordering == "random" else None
+    return MODULES[args.model].for_data(
+        train, hidden_features=args.hidden, ordering=ordering, seed=args.seed
+    )
 
 
 class _Run:
@@ -285,44 +342,28 @@ def _fit(args: argparse.Namespace) -> None:
         f"train/valid/test examples, D={data.num_dims}"
     )
     with run.lock:
-        if args.model == "rbm":
-            return _fit_rbm(args, data, module, run)
-        _fit_by_maximum_likelihood(args, data, module, run)
-
-
-def _fit_by_maximum_likelihood(args: argparse.Namespace, data, module, run: _Run) -> None:
-    config = TrainingConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=1e-3 if args.lr is None else args.lr,
-        weight_decay=0.0 if args.weight_decay is None else args.weight_decay,
-        patience=args.patience,
-        seed=args.seed,
-        max_seconds=None if args.max_minutes is None else args.max_minutes * 60,
-        progress=not args.no_progress,
-    )
-    result = fit_maximum_likelihood(
-        module,
-        data.train,
-        data.valid,
-        config,
-        run.checkpoint,
-        run.metadata,
-        resume_from=run.checkpoint if args.resume else None,
-    )
-    if not result.improved:
-        raise TrainingFailed(_no_improvement(run, len(result.history)))
-    nll = {split: mean_nll(module, data[split]) for split in ("train", "valid", "test")}
-    print(
-        f"train NLL {nll['train']:.2f} nats | valid NLL {nll['valid']:.2f} | "
-        f"test NLL {nll['test']:.2f}  (best epoch {result.best_epoch}, stopped by "
-        f"{result.stop_reason}, {result.elapsed_seconds:.1f} s)"
-    )
-    _save_final(run, module, result.best_epoch, nll, result.elapsed_seconds)
-    write_atomically(run.history, json.dumps(result.to_dict(), indent=1).encode())
-    samples = module().sample((args.num_samples,))
-    png = save_image_grid(run.samples, samples, data.image_shape)
-    print(f"checkpoint: {run.checkpoint}\nsamples: {png}")
+        # checkpoints are written during training: an evaluation failure afterwards (AIS)
+        # loses nothing
+        trained = _TRAINERS[module.objective](args, data, module, run)
+        if not trained.improved:
+            if module.objective == "maximum_likelihood":
+                raise TrainingFailed(_no_improvement(run, trained.epochs))
+            # a warning only: for CD the criterion is a proxy (pseudo-likelihood)
+            print(
+                f"pyro-ar: warning: the best epoch ({trained.best_epoch}) does not beat the "
+                f"untrained initialization on the validation {trained.criterion}",
+                file=sys.stderr,
+            )
+        nll, text = _split_nlls(module, data, args)
+        print(
+            f"train NLL {text['train']} nats | valid NLL {text['valid']} | test NLL "
+            f"{text['test']}  ({trained.summary}, {trained.seconds:.1f} s)"
+        )
+        _save_final(run, module, trained.best_epoch, nll, trained.seconds)
+        write_atomically(run.history, json.dumps(trained.history, indent=1).encode())
+        samples = module().sample((args.num_samples,))  # RBMs: Gibbs chains, 1000 sweeps
+        png = save_image_grid(run.samples, samples, data.image_shape)
+        print(f"checkpoint: {run.checkpoint}\nsamples: {png}")
 
 
 def _save_final(run: _Run, module, best_epoch: int, nll: dict, seconds: float) -> None:

@@ -44,18 +44,19 @@ def save_checkpoint(path: str | os.PathLike, module: nn.Module, **metadata: Any)
 
     Arguments:
         path: Destination file.
-        module: A module registered in :data:`pyro_ar.nn.MODULES`.
+        module: A :class:`~pyro_ar.nn.DensityModule` registered in :data:`pyro_ar.nn.MODULES`.
         metadata: Extra plain values (numbers, strings, lists, dicts) such as metrics.
     """
-    names = {cls: name for name, cls in _registry().items()}
-    if type(module) not in names:
+    name = getattr(type(module), "name", None)
+    if name is None or _registry().get(name) is not type(module):
         raise CheckpointError(
-            f"cannot checkpoint {type(module).__name__}: not in pyro_ar.nn.MODULES"
+            f"cannot checkpoint {type(module).__name__}: not in pyro_ar.nn.MODULES (a "
+            "DensityModule registered by name)"
         )
     path = Path(path)
     payload = {
         "format": CHECKPOINT_FORMAT,
-        "model": names[type(module)],
+        "model": name,
         "config": module.config,
         "state_dict": {key: value.detach().cpu() for key, value in module.state_dict().items()},
         "metadata": metadata,

@@ -1,32 +1,27 @@
 r"""``torch.nn.Module`` s that hold model parameters and return Pyro distributions."""
 
-from torch import nn
-
 from .fvsbn import FVSBNModule
 from .initialization import marginal_logits
 from .made import MADEModule
-from .masked import MaskedAutoencoder, MaskedLinear, made_degrees
+from .masked import IncrementalPass, MaskedAutoencoder, MaskedLinear, made_degrees
+from .module import MODULES, DensityModule, layer_sizes, single_layer_size
 from .nade import NADEModule
 from .ordering import random_ordering
 from .rbm import RBMModule
 
-#: Modules that checkpoints can rebuild, by the name used on the command line.
-MODULES: dict[str, type[nn.Module]] = {
-    "fvsbn": FVSBNModule,
-    "made": MADEModule,
-    "nade": NADEModule,
-    "rbm": RBMModule,
-}
-
 __all__ = [
     "MODULES",
+    "DensityModule",
     "FVSBNModule",
+    "IncrementalPass",
     "MADEModule",
     "MaskedAutoencoder",
     "MaskedLinear",
     "NADEModule",
     "RBMModule",
+    "layer_sizes",
     "made_degrees",
     "marginal_logits",
     "random_ordering",
+    "single_layer_size",
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 __all__ = ["FVSBNModule"]
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -14,9 +13,10 @@ from ..distributions.autoregressive import check_ordering
 from ..distributions.fvsbn import FVSBN
 from .context import check_context
 from .initialization import marginal_logits
+from .module import DensityModule
 
 
-class FVSBNModule(nn.Module):
+class FVSBNModule(DensityModule, name="fvsbn"):
     r"""Holds the parameters of an :class:`~pyro_ar.distributions.FVSBN` and returns it.
 
     .. math:: p(x_d = 1 \mid x_{<d}, z) = \sigma\big(b_d + [A z]_d + \textstyle\sum_{j<d}
@@ -31,6 +31,7 @@ class FVSBNModule(nn.Module):
         context_features: Size of the context vector :math:`z` (0 for none).
         data: Optional binary training data ``(N, D)``: the biases start at the logits of its
             smoothed marginals (Frey 1998 starts from the independent model too).
+        seed: Accepted for the uniform module contract; the weights start at zero.
 
     References:
         | Graphical Models for Machine Learning and Digital Communication (Frey, 1998)
@@ -47,6 +48,7 @@ class FVSBNModule(nn.Module):
         ordering: Tensor | Sequence[int] | None = None,
         context_features: int = 0,
         data: Tensor | None = None,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         if num_dims < 1:
@@ -62,15 +64,6 @@ class FVSBNModule(nn.Module):
         self.context_to_bias = nn.Linear(context_features, num_dims) if context_features else None
         if self.context_to_bias is not None:
             nn.init.zeros_(self.context_to_bias.bias)
-
-    @property
-    def config(self) -> dict[str, Any]:
-        """Constructor arguments that rebuild this module (used by checkpoints)."""
-        return {
-            "num_dims": self.num_dims,
-            "ordering": self.ordering.tolist(),
-            "context_features": self.context_features,
-        }
 
     def forward(self, context: Tensor | None = None) -> FVSBN:
         """The distribution, with batch shape ``context.shape[:-1]`` when a context is given."""

@@ -5,11 +5,10 @@ from __future__ import annotations
 __all__ = ["MADEModule"]
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from pyro.distributions import TorchDistribution
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..distributions.made import (
     BernoulliMADE,
@@ -20,6 +19,7 @@ from ..distributions.made import (
 )
 from .initialization import marginal_logits
 from .masked import MaskedAutoencoder
+from .module import DensityModule, layer_sizes
 
 #: The distribution class behind each ``likelihood`` name.
 LIKELIHOODS = {
@@ -30,7 +30,7 @@ LIKELIHOODS = {
 }
 
 
-class MADEModule(nn.Module):
+class MADEModule(DensityModule, name="made"):
     r"""Holds a :class:`~pyro_ar.nn.MaskedAutoencoder` and returns a MADE distribution when
     called (with a context, if the network has one), so ``pyro.module`` registers it and the
     trainer and checkpoints work.
@@ -52,7 +52,7 @@ class MADEModule(nn.Module):
 
     Arguments:
         num_dims: :math:`D`.
-        hidden_features: Sizes of the hidden layers.
+        hidden_features: Sizes of the hidden layers (an integer for one layer).
         likelihood: ``"bernoulli"``, ``"categorical"``, ``"gaussian"`` or ``"mixture"``.
         num_categories: :math:`K` for ``"categorical"``.
         num_components: Mixture components for ``"mixture"``.
@@ -74,7 +74,7 @@ class MADEModule(nn.Module):
     def __init__(
         self,
         num_dims: int,
-        hidden_features: Sequence[int] = (500,),
+        hidden_features: int | Sequence[int] = (500,),
         likelihood: str = "bernoulli",
         num_categories: int = 256,
         num_components: int = 5,
@@ -88,6 +88,7 @@ class MADEModule(nn.Module):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        hidden_features = layer_sizes("MADEModule", hidden_features)
         if likelihood not in LIKELIHOODS:
             raise ValueError(
                 f"unknown likelihood {likelihood!r}; choose one of {', '.join(LIKELIHOODS)}"
@@ -99,8 +100,7 @@ class MADEModule(nn.Module):
             "gaussian": 2,
             "mixture": 3 * num_components,
         }[likelihood]
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
+        with self.seeded(seed):
             self.network = MaskedAutoencoder(
                 num_dims,
                 hidden_features,
@@ -116,19 +116,6 @@ class MADEModule(nn.Module):
         if data is not None and likelihood == "bernoulli":
             with torch.no_grad():
                 self.network.output.bias.copy_(marginal_logits(data, num_dims))
-        self._config = {
-            "num_dims": num_dims,
-            "hidden_features": list(hidden_features),
-            "likelihood": likelihood,
-            "num_categories": num_categories,
-            "num_components": num_components,
-            "random_hidden_degrees": random_hidden_degrees,
-            "direct_connections": direct_connections,
-            "context_features": context_features,
-            "num_masks": num_masks,
-            "order_agnostic": order_agnostic,
-            "seed": seed,
-        }
 
     @property
     def num_dims(self) -> int:
@@ -138,11 +125,6 @@ class MADEModule(nn.Module):
     def ordering(self) -> Tensor:
         """The ordering of the first mask set."""
         return self.network.orderings[0]
-
-    @property
-    def config(self) -> dict[str, Any]:
-        """Constructor arguments that rebuild this module (used by checkpoints)."""
-        return {**self._config, "ordering": self.network.orderings[0].tolist()}
 
     def forward(self, context: Tensor | None = None) -> TorchDistribution:
         """The distribution; its batch shape is ``context.shape[:-1]`` when a context is given.

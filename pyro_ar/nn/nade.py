@@ -6,7 +6,6 @@ __all__ = ["NADEModule"]
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -15,9 +14,10 @@ from ..distributions.autoregressive import check_ordering
 from ..distributions.nade import NADE
 from .context import check_context
 from .initialization import marginal_logits
+from .module import DensityModule, single_layer_size
 
 
-class NADEModule(nn.Module):
+class NADEModule(DensityModule, name="nade"):
     r"""Holds the parameters of a :class:`~pyro_ar.distributions.NADE` and returns it.
 
     .. math::
@@ -33,7 +33,7 @@ class NADEModule(nn.Module):
 
     Arguments:
         num_dims: :math:`D`.
-        hidden_features: :math:`H`.
+        hidden_features: :math:`H` (or a list of one layer size).
         ordering: A permutation of ``range(D)``; natural order by default.
         context_features: Size of the context vector :math:`z` (0 for none).
         data: Optional binary training data ``(N, D)`` for the output-bias initialization.
@@ -52,56 +52,46 @@ class NADEModule(nn.Module):
     def __init__(
         self,
         num_dims: int,
-        hidden_features: int = 500,
+        hidden_features: int | Sequence[int] = 500,
         ordering: Tensor | Sequence[int] | None = None,
         context_features: int = 0,
         data: Tensor | None = None,
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        if num_dims < 1 or hidden_features < 1:
-            raise ValueError(
-                f"num_dims and hidden_features must be positive, got {num_dims}, {hidden_features}"
-            )
+        hidden_features = single_layer_size("NADEModule", hidden_features)
+        if num_dims < 1:
+            raise ValueError(f"num_dims must be positive, got {num_dims}")
         if context_features < 0:
             raise ValueError(f"context_features must be >= 0, got {context_features}")
         self.num_dims = num_dims
         self.hidden_features = hidden_features
         self.context_features = context_features
         self.register_buffer("ordering", check_ordering(ordering, num_dims, "cpu"))
-        generator = None if seed is None else torch.Generator().manual_seed(seed)
 
         def uniform(*shape: int, bound: float) -> Tensor:
-            return (torch.rand(*shape, generator=generator) * 2 - 1) * bound
+            return (torch.rand(*shape) * 2 - 1) * bound
 
-        self.input_weight = nn.Parameter(
-            uniform(hidden_features, num_dims, bound=1 / math.sqrt(num_dims))
-        )
+        with self.seeded(seed):
+            self.input_weight = nn.Parameter(
+                uniform(hidden_features, num_dims, bound=1 / math.sqrt(num_dims))
+            )
+            self.output_weight = nn.Parameter(
+                uniform(num_dims, hidden_features, bound=1 / math.sqrt(hidden_features))
+            )
         self.hidden_bias = nn.Parameter(torch.zeros(hidden_features))
-        self.output_weight = nn.Parameter(
-            uniform(num_dims, hidden_features, bound=1 / math.sqrt(hidden_features))
-        )
         output_bias = (
             torch.zeros(num_dims) if data is None else marginal_logits(data, num_dims).float()
         )
         self.output_bias = nn.Parameter(output_bias)
         if context_features:
-            self.context_to_hidden = nn.Linear(context_features, hidden_features)
-            self.context_to_output = nn.Linear(context_features, num_dims)
+            with self.seeded(None if seed is None else seed + 1):
+                self.context_to_hidden = nn.Linear(context_features, hidden_features)
+                self.context_to_output = nn.Linear(context_features, num_dims)
             nn.init.zeros_(self.context_to_hidden.bias)
             nn.init.zeros_(self.context_to_output.bias)
         else:
             self.context_to_hidden = self.context_to_output = None
-
-    @property
-    def config(self) -> dict[str, Any]:
-        """Constructor arguments that rebuild this module (used by checkpoints)."""
-        return {
-            "num_dims": self.num_dims,
-            "hidden_features": self.hidden_features,
-            "ordering": self.ordering.tolist(),
-            "context_features": self.context_features,
-        }
 
     def forward(self, context: Tensor | None = None) -> NADE:
         """The distribution, with batch shape ``context.shape[:-1]`` when a context is given."""
