@@ -26,8 +26,6 @@ from pathlib import Path
 import torch
 
 from .data import DATASETS, DataFileError, load_binary_dataset
-from .files import OutputLock, OutputLockedError, write_atomically
-from .images import save_image_grid
 from .infer import (
     CheckpointError,
     RBMTrainingConfig,
@@ -42,6 +40,7 @@ from .infer import (
     reverse_annealed_importance_sampling,
     save_checkpoint,
 )
+from .io import OutputLock, OutputLockedError, save_image_grid, write_atomically
 from .nn import MODULES, DensityModule, RBMModule, random_ordering
 
 logger = logging.getLogger("pyro_ar")

@@ -30,7 +30,6 @@ from pyro_ar.distributions import (
     NGramChain,
 )
 from pyro_ar.distributions.rbm import binary_states
-from pyro_ar.files import OutputLock, write_atomically
 from pyro_ar.infer import (
     CheckpointError,
     RBMTrainingConfig,
@@ -42,6 +41,7 @@ from pyro_ar.infer import (
     load_checkpoint,
     save_checkpoint,
 )
+from pyro_ar.io import OutputLock, write_atomically
 from pyro_ar.ngram import ARPAFormatError, NGramModel, read_arpa, write_arpa
 from pyro_ar.nn import FVSBNModule, MaskedAutoencoder, NADEModule, RBMModule
 from pyro_ar.progress import Progress

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pyro_ar.images import image_grid, save_image_grid
+from pyro_ar.io import image_grid, save_image_grid
 
 
 def test_png_decodes_to_the_grid(tmp_path):

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from pyro_ar.data.text import Vocabulary
 from pyro_ar.ngram import (
     SMOOTHING_METHODS,
     ARPAFormatError,
     DiscountError,
     NGramModel,
+    Vocabulary,
     class_posterior,
     count_ngrams,
     read_arpa,

@@ -31,7 +31,7 @@ from pyro_ar.distributions import (
 )
 from pyro_ar.distributions.rbm import binary_states
 from pyro_ar.infer import ContrastiveDivergence, GibbsKernel, mean_nll
-from pyro_ar.infer.bayesian_linear_gaussian import bayesian_linear_gaussian_model
+from pyro_ar.models import bayesian_linear_gaussian_model
 from pyro_ar.nn import MADEModule, MaskedAutoencoder, NADEModule, RBMModule
 from pyro_ar.ops import BernoulliSampler
 

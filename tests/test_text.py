@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pyro_ar.data.penn_treebank import load_penn_treebank
-from pyro_ar.data.text import Tokenizer, UnknownTokenError, Vocabulary, read_sentences
+from pyro_ar.ngram import Tokenizer, UnknownTokenError, Vocabulary, read_sentences
 
 
 def test_tokenizer():

@@ -5,6 +5,13 @@ from __future__ import annotations
 
 import os
 
+from ..ngram.vocabulary import (
+    Tokenizer,
+    UnknownTokenError,
+    Vocabulary,
+    pad_sequences,
+    read_sentences,
+)
 from .binarization import DynamicBinarization, binarize_stochastic, binarize_threshold
 from .digits import load_binarized_digits, load_digits_intensities
 from .mnist import (
@@ -17,7 +24,6 @@ from .mnist import (
 )
 from .penn_treebank import load_penn_treebank
 from .splits import DataSplits
-from .text import Tokenizer, UnknownTokenError, Vocabulary, pad_sequences, read_sentences
 
 #: Names accepted by :func:`load_binary_dataset` (and ``pyro-ar --data``).
 DATASETS = ("digits", "mnist")

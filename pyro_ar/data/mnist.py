@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..files import write_atomically
+from ..io.files import write_atomically
 from .binarization import binarize_stochastic, binarize_threshold
 from .splits import DataSplits
 

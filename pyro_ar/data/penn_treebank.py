@@ -6,7 +6,7 @@ __all__ = ["PTB_SPLITS", "load_penn_treebank"]
 
 import os
 
-from .text import Tokenizer, read_sentences
+from ..ngram.vocabulary import Tokenizer, read_sentences
 
 #: Split names, as in the ``treebank`` package and Mikolov's ``ptb.{train,valid,test}.txt``.
 PTB_SPLITS = ("train", "valid", "test")

@@ -1,18 +1,18 @@
 r"""Inference and training: maximum-likelihood trainer, checkpoints, linear-Gaussian fitting,
 RBM training (contrastive divergence), partition functions (AIS) and a Gibbs MCMC kernel."""
 
-from .bayesian_linear_gaussian import (
-    assemble_loadings,
-    bayesian_linear_gaussian_model,
-    initial_values,
-    rotate_to_lower_triangular,
-)
-from .checkpoint import (
+from ..io.checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointError,
     is_checkpoint,
     load_checkpoint,
     save_checkpoint,
+)
+from ..models.bayesian_linear_gaussian import (
+    assemble_loadings,
+    bayesian_linear_gaussian_model,
+    initial_values,
+    rotate_to_lower_triangular,
 )
 from .contrastive_divergence import ContrastiveDivergence, pseudo_likelihood, reconstruction_error
 from .epochs import EpochLoop, LoopState

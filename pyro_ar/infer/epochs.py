@@ -35,8 +35,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..io.checkpoint import CheckpointError, load_checkpoint
 from ..progress import Progress
-from .checkpoint import CheckpointError, load_checkpoint
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import pyro
 import torch
 from torch import Tensor
 
+from ..io.checkpoint import save_checkpoint
 from ..nn.rbm import RBMModule
-from .checkpoint import save_checkpoint
 from .contrastive_divergence import ContrastiveDivergence, pseudo_likelihood, reconstruction_error
 from .epochs import EpochLoop, LoopState, load_training_state
 from .trainer import check_training_settings

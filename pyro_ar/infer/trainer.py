@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import save_checkpoint
+from ..io.checkpoint import save_checkpoint
 from .epochs import EpochLoop, LoopState, load_training_state
 
 logger = logging.getLogger(__name__)

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..data.text import BEGIN_TOKEN, END_TOKEN, UNKNOWN_TOKEN, Vocabulary
-from ..files import write_atomically
+from ..io.files import write_atomically
 from .model import NGramModel, NGramTable, NGramTableError
+from .vocabulary import BEGIN_TOKEN, END_TOKEN, UNKNOWN_TOKEN, Vocabulary
 
 _LOG10 = math.log(10.0)
 #: ARPA's stand-in for :math:`\log_{10} 0`.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.text import Vocabulary
+from .vocabulary import Vocabulary
 
 
 @dataclass

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..data.text import Tokenizer, Vocabulary
 from .counts import NGramCounts, count_ngrams
 from .smoothing import Interpolation, smooth
+from .vocabulary import Tokenizer, Vocabulary
 
 _SORT_QUERIES_ABOVE = 8192
 

@@ -1,8 +1,9 @@
-r"""Writing grids of images as PNG files, with no imaging dependency."""
+r"""Grids of images: PNG files with no imaging dependency, and a matplotlib figure for
+notebooks."""
 
 from __future__ import annotations
 
-__all__ = ["image_grid", "save_image_grid"]
+__all__ = ["image_grid", "save_image_grid", "show_images"]
 
 import math
 import os
@@ -68,3 +69,31 @@ def save_image_grid(
         + chunk(b"IEND", b"")
     )
     return write_atomically(path, png)
+
+
+def show_images(
+    images: Tensor,
+    image_shape: tuple[int, int],
+    title: str = "",
+    columns: int = 16,
+    size: float = 0.5,
+):
+    """Draws ``images`` (N, H*W), values in [0, 1], as one grey grid in a matplotlib figure
+    (the tutorials' plots), ``size`` inches per image; returns the figure.
+
+    Example:
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> figure = show_images(torch.rand(20, 64), (8, 8), "noise")
+        >>> len(figure.axes)
+        1
+    """
+    import matplotlib.pyplot as plt  # an optional dependency, for notebooks
+
+    rows = -(-len(images) // columns)
+    figure = plt.figure(figsize=(columns * size, rows * size + 0.4))
+    plt.imshow(image_grid(images, image_shape, columns), cmap="gray", vmin=0, vmax=255)
+    plt.title(title)
+    plt.axis("off")
+    plt.show()
+    return figure

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..files import write_atomically
+from .files import write_atomically
 
 #: Tag stored in every checkpoint, so that foreign files are recognized.
 CHECKPOINT_FORMAT = "pyro_ar.checkpoint/1"
