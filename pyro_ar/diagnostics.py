@@ -87,11 +87,11 @@ def to_inference_data(
         if missing:
             raise ValueError(f"no such sampled sites: {sorted(missing)}")
         samples = {name: samples[name] for name in sites}
-    discrete = set(getattr(kernel, "_latent", ())) if hasattr(kernel, "_candidates") else set()
+    discrete = set(getattr(kernel, "latent_sites", ()))  # a Gibbs kernel's sites are discrete
     posterior = {}
     for name, value in samples.items():
         if chains_in_tensor:
-            value = _chains_first(value, kernel._chain_axis(name))
+            value = _chains_first(value, kernel.chain_axis(name))
         array = _to_numpy(value)
         if name in discrete:
             array = (np.rint(array) if array.dtype.kind == "f" else array).astype(np.int64)

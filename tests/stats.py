@@ -33,3 +33,21 @@ def cells_chi_square_p_value(cells: torch.Tensor, probs: torch.Tensor, min_expec
     observed_cells, expected_cells = observed_cells[keep], expected_cells[keep]
     statistic = ((observed_cells - expected_cells) ** 2 / expected_cells).sum().item()
     return float(stats.chi2.sf(statistic, df=len(expected_cells) - 1)), statistic
+
+
+def per_step_terms(distribution, x):
+    """log p(x_k | x_<k) at every step k of the ordering, two ways through the public API:
+    from the sampler's incremental path (``sample_conditional`` with the first k steps observed
+    returns their log-likelihood as its log-weights) and from the parallel pass
+    (``conditional_logits``). Shapes ``x.shape[:-1] + (D,)``, in the ordering."""
+    num_dims = x.shape[-1]
+    rank = distribution.rank
+    weights = []
+    for k in range(num_dims + 1):
+        mask = (rank < k).expand(x.shape)
+        weights.append(distribution.sample_conditional(x, mask, return_log_weights=True)[1])
+    incremental = torch.stack(weights, -1).diff(dim=-1)
+    logits = distribution.conditional_logits(x)[..., distribution.ordering]
+    ordered = x[..., distribution.ordering]
+    parallel = ordered * logits - torch.nn.functional.softplus(logits)
+    return incremental, parallel

@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 import torch
+from stats import per_step_terms
 
 from pyro_ar.distributions import BernoulliMADE, MADEEnsemble
 from pyro_ar.nn import MaskedAutoencoder, MaskedLinear
@@ -95,16 +96,9 @@ def test_incremental_sampler_gives_the_full_pass_logits(hidden):
     )
     context = torch.randn(5, 2, dtype=torch.float64)
     distribution = BernoulliMADE(network, context)
-    state = distribution._sampling_start(torch.Size([5]))
-    logits, values = [], []
-    for step in range(7):
-        logits.append(distribution._sampling_logit(state, step))
-        value = torch.randint(0, 2, (5,)).double()
-        values.append(value)
-        distribution._sampling_advance(state, step, value)
-    x = torch.stack(values, -1)[..., distribution.rank]
-    full = distribution.conditional_logits(x)[..., distribution.ordering]
-    assert torch.allclose(torch.stack(logits, -1), full, atol=1e-10)
+    x = torch.randint(0, 2, (5, 7)).double()
+    incremental, parallel = per_step_terms(distribution, x)
+    assert torch.allclose(incremental, parallel, atol=1e-10)
 
 
 def _ensemble(context_features=0, order_agnostic=True, num_masks=4):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import make_nade
+from stats import per_step_terms
 
 from pyro_ar.distributions import NADE
 from pyro_ar.ops import nade_hidden_logits, nade_hidden_logits_reference
@@ -97,20 +98,11 @@ def test_kernel_gradients_in_x_equal_the_reference():
 
 
 def test_sampler_running_sum_gives_the_parallel_pass_logits(device):
-    """The O(DH) sampler's per-step logits equal the parallel pass's on the drawn sample."""
+    """The O(DH) sampler's per-step terms equal the parallel pass's on the same values."""
     distribution = make_nade(13, (), torch.randperm(13), device, hidden=9)
-    shape = torch.Size([20])
-    state = distribution._sampling_start(shape)
-    steps, logits = [], []
-    for step in range(13):
-        logits.append(distribution._sampling_logit(state, step))
-        value = torch.randint(0, 2, shape, device=device).double()
-        steps.append(value)
-        distribution._sampling_advance(state, step, value)
-    ordered = torch.stack(steps, -1)
-    x = ordered[..., distribution.rank]
-    parallel = distribution.conditional_logits(x)[..., distribution.ordering]
-    assert torch.allclose(torch.stack(logits, -1), parallel, atol=1e-10)
+    x = torch.randint(0, 2, (20, 13), device=device).double()
+    incremental, parallel = per_step_terms(distribution, x)
+    assert torch.allclose(incremental, parallel, atol=1e-10)
 
 
 def test_batched_parameters_condition_each_batch_member(device):

@@ -171,7 +171,7 @@ def test_3_an_rbm_code_feeding_a_nade_likelihood_gets_its_posterior(detach, capl
     mcmc = MCMC(kernel, num_samples=1, warmup_steps=30, disable_progbar=True)
     with caplog.at_level("WARNING"):
         mcmc.run(observed)
-    assert kernel._block == set()  # block Gibbs would sample the RBM prior
+    assert kernel.block_sites == set()  # block Gibbs would sample the RBM prior
     if detach:  # the numerical check caught what the dependency analysis missed
         assert "densities change" in caplog.text
     draws = states_to_index(mcmc.get_samples()["code"].reshape(-1, 4))

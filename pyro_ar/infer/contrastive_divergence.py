@@ -15,9 +15,9 @@ from pyro.infer import ELBO
 from pyro.poutine.util import site_is_subsample
 from torch import Tensor
 
-from ..distributions.rbm import RBM, _RBMBase
+from ..distributions.rbm import RBM, RBMBase
 from ..ops import BernoulliSampler
-from .gibbs import _base_distribution
+from .gibbs import base_distribution
 
 
 class ContrastiveDivergence(ELBO):
@@ -64,7 +64,7 @@ class ContrastiveDivergence(ELBO):
         self.chains: dict[str, Tensor] = {}
         self.sampler = BernoulliSampler()
 
-    def _negatives(self, name: str, rbm: _RBMBase, data: Tensor) -> Tensor:
+    def _negatives(self, name: str, rbm: RBMBase, data: Tensor) -> Tensor:
         with torch.no_grad():
             shared = len(rbm.batch_shape) == 0
             if self.persistent and shared:
@@ -96,8 +96,8 @@ class ContrastiveDivergence(ELBO):
         for name, site in model_trace.nodes.items():
             if site["type"] != "sample" or site_is_subsample(site):
                 continue
-            base = _base_distribution(site["fn"])
-            if site["is_observed"] and isinstance(base, _RBMBase):
+            base = base_distribution(site["fn"])
+            if site["is_observed"] and isinstance(base, RBMBase):
                 found = True
                 total = total + self._free_energy_gap(name, site, base)
             else:
@@ -109,7 +109,7 @@ class ContrastiveDivergence(ELBO):
                 total = total + _scaled_log_prob(site)
         return total
 
-    def _free_energy_gap(self, name: str, site: dict, rbm: _RBMBase) -> Tensor:
+    def _free_energy_gap(self, name: str, site: dict, rbm: RBMBase) -> Tensor:
         r""":math:`s [\sum_n m_n F(v_n) - \sum_n m_n F(\tilde v_n)]` for an observed RBM site
         with rows :math:`v_n`, mask :math:`m_n` (``poutine.mask``) and scale :math:`s`; shared
         persistent chains count as :math:`\bar F(\tilde v) \sum_n m_n`, their mean times the

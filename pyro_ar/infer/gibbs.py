@@ -3,7 +3,7 @@ coordinate-wise Gibbs for every other discrete site, with chains vectorized in o
 
 from __future__ import annotations
 
-__all__ = ["GibbsKernel"]
+__all__ = ["GibbsKernel", "base_distribution"]
 
 import logging
 from collections.abc import Callable, Mapping
@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.distributions import constraints
 from torch.distributions.transforms import Transform
 
-from ..distributions.rbm import _RBMBase
+from ..distributions.rbm import RBMBase
 from ..ops import BernoulliSampler
 
 logger = logging.getLogger(__name__)
@@ -29,8 +29,9 @@ STATISTICS = ("lp__", "flip_rate__")
 _CHAIN_PLATE = "_gibbs_chains"
 
 
-def _base_distribution(fn):
-    """Unwraps ``Independent``, ``ExpandedDistribution`` and ``MaskedDistribution``."""
+def base_distribution(fn):
+    """The distribution under Pyro's wrappers (``Independent``, ``ExpandedDistribution``,
+    ``MaskedDistribution``): what a site really samples from."""
     while hasattr(fn, "base_dist"):
         fn = fn.base_dist
     return fn
@@ -53,8 +54,8 @@ def _candidate_values(support, name: str) -> list[float]:
 def _site_log_density(site) -> Tensor:
     """``log_prob`` of a site, or the unnormalized one for RBMs (Gibbs never needs log Z)."""
     fn, value = site["fn"], site["value"]
-    base = _base_distribution(fn)
-    if isinstance(base, _RBMBase):
+    base = base_distribution(fn)
+    if isinstance(base, RBMBase):
         density = base.unnormalized_log_prob(value)
         density = density.expand(torch.broadcast_shapes(density.shape, fn.batch_shape))
     else:
@@ -98,11 +99,11 @@ class _QuickRBMStart(Messenger):
     needs a starting state."""
 
     def _pyro_sample(self, msg):
-        base = _base_distribution(msg["fn"])
-        if msg["value"] is None and not msg["is_observed"] and isinstance(base, _RBMBase):
+        base = base_distribution(msg["fn"])
+        if msg["value"] is None and not msg["is_observed"] and isinstance(base, RBMBase):
             shape = msg["fn"].batch_shape + msg["fn"].event_shape
             with torch.no_grad():
-                msg["value"] = base._initial_visible(base.visible_bias.expand(shape))
+                msg["value"] = base.initial_visible(shape[:-1])
 
 
 def _quick_start(model: Callable) -> Callable:
@@ -208,6 +209,18 @@ class GibbsKernel(MCMCKernel):
         self._initial_params = dict(params)
         self._params_from_user = True
 
+    @property
+    def latent_sites(self) -> tuple[str, ...]:
+        """The latent sites the kernel samples (all discrete), in the model's order (known
+        after :meth:`setup`)."""
+        return tuple(getattr(self, "_latent", ()))
+
+    @property
+    def block_sites(self) -> frozenset[str]:
+        """The sites updated by block Gibbs (decided by :meth:`setup`: RBM sites on which no
+        other site depends); every other latent site gets element-wise updates."""
+        return frozenset(getattr(self, "_block", ()))
+
     def setup(self, warmup_steps: int, *args, **kwargs) -> None:
         self._args, self._kwargs = args, kwargs
         self._warmup_steps = warmup_steps
@@ -289,8 +302,9 @@ class GibbsKernel(MCMCKernel):
         return {"divergences": [], "flip_rate": rate}
 
     # ------------------------------------------------------------------------- internals
-    def _chain_axis(self, name: str) -> int:
-        """Axis of the vectorized-chain dimension in a saved value of site ``name``."""
+    def chain_axis(self, name: str) -> int:
+        """The axis of the vectorized-chain dimension in a saved draw of site ``name`` (or of
+        a per-draw statistic such as ``lp__``)."""
         if name in STATISTICS:
             return 0
         return self._chain_axes[name]
@@ -338,7 +352,7 @@ class GibbsKernel(MCMCKernel):
         rbm_sites = [
             name
             for name in self._latent
-            if isinstance(_base_distribution(trace.nodes[name]["fn"]), _RBMBase)
+            if isinstance(base_distribution(trace.nodes[name]["fn"]), RBMBase)
         ]
         if not rbm_sites:
             return set()
@@ -398,7 +412,7 @@ class GibbsKernel(MCMCKernel):
 
     def _block_update(self, state: dict[str, Tensor], name: str) -> Tensor:
         fn = self._trace(state).nodes[name]["fn"]
-        rbm = _base_distribution(fn).expand(fn.batch_shape)
+        rbm = base_distribution(fn).expand(fn.batch_shape)
         visible, _ = rbm.gibbs_step(state[name], sampler=self._sampler)
         return self._apply_clamp(name, visible.to(state[name].dtype))
 
