@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from .model import NGramModel, _tokenized
+from .model import NGramModel
+from .vocabulary import token_lists
 
 
 def class_posterior(
@@ -45,7 +46,7 @@ def class_posterior(
         if missing:
             raise ValueError(f"prior lacks classes {sorted(missing)}")
         log_prior = torch.tensor([float(prior[n]) for n in names], dtype=torch.float64).log()
-    texts = [_tokenized(text) for text in texts]
+    texts = [token_lists(text) for text in texts]
     if any(len(text) == 0 for text in texts):
         raise ValueError("every text needs at least one sentence")
     sentences = [sentence for text in texts for sentence in text]

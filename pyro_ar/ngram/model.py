@@ -15,7 +15,7 @@ from torch import Tensor
 
 from .counts import NGramCounts, count_ngrams
 from .smoothing import Interpolation, smooth
-from .vocabulary import Tokenizer, Vocabulary
+from .vocabulary import Vocabulary, token_lists
 
 _SORT_QUERIES_ABOVE = 8192
 
@@ -132,7 +132,7 @@ class NGramModel:
                 ``modified_kneser_ney`` (options ``discounts``, ``discount_fallback``).
             vocabulary: Default: built from the sentences with ``min_count`` and ``<unk>``.
         """
-        sentences = _tokenized(sentences)
+        sentences = token_lists(sentences)
         if len(sentences) == 0:
             raise ValueError("cannot fit an n-gram model to an empty corpus")
         if vocabulary is None:
@@ -415,7 +415,7 @@ class NGramModel:
         return math.exp(-float(token_scores.sum()) / len(token_scores))
 
     def _corpus_scores(self, sentences) -> tuple[Tensor, Tensor]:
-        sentences = _tokenized(sentences)
+        sentences = token_lists(sentences)
         if len(sentences) == 0:
             raise ValueError("no sentences to score")
         flat, offsets = self.vocabulary.encode_corpus(sentences)
@@ -426,12 +426,3 @@ class NGramModel:
         lengths = torch.from_numpy(np.diff(offsets) - 1)
         offsets_out = torch.cat([lengths.new_zeros(1), torch.cumsum(lengths, 0)])
         return scores[predicted], offsets_out
-
-
-def _tokenized(sentences) -> list[list[str]]:
-    if isinstance(sentences, str):
-        raise TypeError("expected a list of sentences, got one string; wrap it in a list")
-    if all(type(s) is list for s in sentences):
-        return sentences  # the common case: already tokenized, no copy
-    tokenizer = Tokenizer()
-    return [tokenizer(s) if isinstance(s, str) else list(s) for s in sentences]

@@ -4,6 +4,7 @@ and encoding between strings and id tensors."""
 from __future__ import annotations
 
 __all__ = [
+    "token_lists",
     "BEGIN_TOKEN",
     "END_TOKEN",
     "UNKNOWN_TOKEN",
@@ -269,3 +270,22 @@ def pad_sequences(sequences: Sequence[Tensor], padding_value: int) -> tuple[Tens
         list(sequences), batch_first=True, padding_value=padding_value
     )
     return padded, lengths
+
+
+def token_lists(sentences: Sequence[Sequence[str]] | Sequence[str]) -> list[list[str]]:
+    """Sentences as lists of tokens: lists pass through (no copy), strings are split on
+    whitespace (:class:`Tokenizer`), other sequences become lists.
+
+    Raises:
+        TypeError: ``sentences`` is one string (a common slip: wrap it in a list).
+
+    Example:
+        >>> token_lists(["a waste of time", ["great", "plot"]])
+        [['a', 'waste', 'of', 'time'], ['great', 'plot']]
+    """
+    if isinstance(sentences, str):
+        raise TypeError("expected a list of sentences, got one string; wrap it in a list")
+    if all(type(sentence) is list for sentence in sentences):
+        return sentences  # the common case: already tokenized, no copy
+    tokenizer = Tokenizer()
+    return [tokenizer(s) if isinstance(s, str) else list(s) for s in sentences]
