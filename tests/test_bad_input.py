@@ -250,7 +250,7 @@ def test_6_settings_that_would_check_nothing_or_divide_by_zero(tmp_path):
 
 
 def _fake_mnist(directory):
-    from test_data import _fake_mnist as write
+    from factories import write_fake_mnist as write
 
     write(directory)
     return directory
@@ -420,10 +420,10 @@ def test_11_maximum_likelihood_resumes_exactly(tmp_path, digits):
 
 
 def test_12_damaged_gzip_non_utf8_arpa_and_negative_counts(tmp_path):
-    from test_data import _write_idx
+    from factories import write_idx
 
     path = tmp_path / "images.gz"
-    _write_idx(path, np.arange(4000).reshape(40, 100) % 251, compress=True)
+    write_idx(path, np.arange(4000).reshape(40, 100) % 251, compress=True)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF  # damage inside the deflate stream
     path.write_bytes(bytes(data))

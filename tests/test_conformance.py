@@ -13,7 +13,7 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
-from distribution_cases import CASES, Case
+from factories import CASES, Case
 from pyro import poutine
 from pyro.infer import (
     MCMC,

@@ -7,23 +7,14 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from factories import MODULE_FACTORIES
 from pyro import poutine
 from pyro.infer import SVI, Predictive, Trace_ELBO
 from pyro.optim import Adam
 
 from pyro_ar.data import load_binarized_digits
 from pyro_ar.infer import mean_nll
-from pyro_ar.nn import FVSBNModule, MADEModule, NADEModule
-
-MODULES = {
-    "fvsbn": lambda data, context=0: FVSBNModule(64, data=data, context_features=context),
-    "made": lambda data, context=0: MADEModule(
-        64, [48], data=data, context_features=context, direct_connections=True
-    ),
-    "nade": lambda data, context=0: NADEModule(
-        64, 16, data=data, context_features=context, seed=0
-    ),
-}
+from pyro_ar.nn import FVSBNModule, NADEModule
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +35,9 @@ def _empty_guide(data):
     pass
 
 
-@pytest.mark.parametrize("name", sorted(MODULES))
+@pytest.mark.parametrize("name", sorted(MODULE_FACTORIES))
 def test_svi_with_a_subsampled_plate_lowers_the_nll(name, device, digits):
-    module = MODULES[name](digits.train).to(device)
+    module = MODULE_FACTORIES[name](digits.train).to(device)
     train = digits.train.to(device)
     before = mean_nll(module, train)
     svi = SVI(_observed_model(module), _empty_guide, Adam({"lr": 1e-2}), Trace_ELBO())
@@ -58,9 +49,9 @@ def test_svi_with_a_subsampled_plate_lowers_the_nll(name, device, digits):
     assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10
 
 
-@pytest.mark.parametrize("name", sorted(MODULES))
+@pytest.mark.parametrize("name", sorted(MODULE_FACTORIES))
 def test_gradients_reach_every_parameter(name, digits):
-    module = MODULES[name](digits.train)
+    module = MODULE_FACTORIES[name](digits.train)
     with torch.no_grad():  # start away from the all-zero FVSBN weight, whose grads are still fine
         for parameter in module.parameters():
             parameter.add_(0.01 * torch.randn_like(parameter))
@@ -70,10 +61,10 @@ def test_gradients_reach_every_parameter(name, digits):
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, parameter_name
 
 
-@pytest.mark.parametrize("name", sorted(MODULES))
+@pytest.mark.parametrize("name", sorted(MODULE_FACTORIES))
 @pytest.mark.parametrize("parallel", [False, True])
 def test_predictive_and_trace_shapes(name, parallel, digits):
-    module = MODULES[name](digits.train)
+    module = MODULE_FACTORIES[name](digits.train)
 
     def model(data=None, size=10):
         with pyro.plate("data", size):
@@ -108,10 +99,10 @@ def _encoder_guide(encoder, data, latent=3):
         pyro.sample("z", dist.Normal(out[..., :latent], out[..., latent:].exp()).to_event(1))
 
 
-@pytest.mark.parametrize("name", sorted(MODULES))
+@pytest.mark.parametrize("name", sorted(MODULE_FACTORIES))
 def test_conditional_model_as_vae_decoder_with_vectorized_particles(name, digits):
     """Per-example context z makes the parameters batched; particles add another batch dim."""
-    decoder = MODULES[name](digits.train, context=3)
+    decoder = MODULE_FACTORIES[name](digits.train, context=3)
     encoder = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.Tanh(), torch.nn.Linear(32, 6))
     data = digits.train[:200]
     elbo = Trace_ELBO(num_particles=4, vectorize_particles=True, max_plate_nesting=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_nade
+from factories import make_nade
 from stats import per_step_terms
 
 from pyro_ar.distributions import NADE

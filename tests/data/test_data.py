@@ -5,12 +5,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import shutil
-import struct
 
 import numpy as np
 import pytest
 import torch
 from conftest import mnist_dir
+from factories import write_fake_mnist, write_idx
 
 from pyro_ar.data import (
     MNIST_DIR_VARIABLE,
@@ -69,18 +69,10 @@ def test_binarizations():
         binarize_stochastic(torch.tensor([float("nan")]))
 
 
-def _write_idx(path, array, compress=False, type_code=0x08):
-    header = bytes([0, 0, type_code, array.ndim]) + b"".join(
-        struct.pack(">I", size) for size in array.shape
-    )
-    payload = header + array.astype(np.uint8).tobytes()
-    path.write_bytes(gzip.compress(payload) if compress else payload)
-
-
 @pytest.mark.parametrize("compress", [False, True])
 def test_read_idx_round_trip(tmp_path, compress):
     array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    _write_idx(tmp_path / "a", array, compress)
+    write_idx(tmp_path / "a", array, compress)
     assert np.array_equal(read_idx(tmp_path / "a"), array)
 
 
@@ -89,10 +81,10 @@ def test_read_idx_rejects_bad_files(tmp_path):
     path.write_bytes(b"\x01\x02\x08\x01" + b"\x00" * 8)
     with pytest.raises(DataFileError, match="magic"):
         read_idx(path)
-    _write_idx(path, np.zeros((2, 2)), type_code=0x0D)
+    write_idx(path, np.zeros((2, 2)), type_code=0x0D)
     with pytest.raises(DataFileError, match="type code"):
         read_idx(path)
-    _write_idx(path, np.zeros((4, 5)))
+    write_idx(path, np.zeros((4, 5)))
     path.write_bytes(path.read_bytes()[:-3])
     with pytest.raises(DataFileError, match="truncated"):
         read_idx(path)
@@ -113,22 +105,10 @@ def test_mnist_directory_errors(tmp_path, monkeypatch):
         load_mnist(tmp_path)
 
 
-def _fake_mnist(directory, compress=True, corrupt=None):
-    """Writes four small-but-valid IDX files with MNIST's names and shapes."""
-    directory.mkdir(exist_ok=True)
-    suffix = ".gz" if compress else ""
-    for stem, shape in mnist_module.MNIST_FILES.items():
-        # a repeating ramp: every grey level occurs, and gzip handles it quickly
-        array = (np.arange(int(np.prod(shape))) % (251 if len(shape) == 3 else 10)).reshape(shape)
-        if stem == corrupt:
-            array = array[:-1]
-        _write_idx(directory / (stem + suffix), array, compress)
-
-
 @pytest.fixture(scope="module")
 def fake_mnist(tmp_path_factory):
     directory = tmp_path_factory.mktemp("fake") / "mnist"
-    _fake_mnist(directory)
+    write_fake_mnist(directory)
     return directory
 
 
@@ -147,7 +127,7 @@ def test_load_mnist_from_a_users_directory(fake_mnist, tmp_path, monkeypatch):
 
 
 def test_load_mnist_rejects_wrong_shapes_and_checksums(tmp_path, fake_mnist):
-    _fake_mnist(tmp_path / "short", corrupt="t10k-labels-idx1-ubyte")
+    write_fake_mnist(tmp_path / "short", corrupt="t10k-labels-idx1-ubyte")
     with pytest.raises(DataFileError, match="shape"):
         load_mnist(tmp_path / "short")
     shutil.copytree(fake_mnist, tmp_path / "sums")

@@ -1,23 +1,29 @@
-"""One factory for every public distribution, for the conformance suite.
+"""Every factory the tests share, in one place: distributions with random parameters for the
+autoregressive contract, one case per public distribution for the conformance suite, modules
+for the Pyro integration tests, and data files in the formats the loaders read.
 
-Every case builds its distribution from leaf parameters (``case.parameters``, which require
-grad) and an *offset* tensor of shape ``batch_shape + (case.width,)`` that enters one of its
-inputs (a bias, the location, a MADE context, an n-gram prefix). The offset sets the batch
-shape, carries the batch dimensions of parameters, and is how an upstream Pyro site feeds the
-distribution in the dependency and inference tests. Sizes are small enough to enumerate the
+Conformance cases: every case builds its distribution from leaf parameters (``case.parameters``,
+which require grad) and an *offset* tensor of shape ``batch_shape + (case.width,)`` that enters
+one of its inputs (a bias, the location, a MADE context, an n-gram prefix). The offset sets the
+batch shape, carries the batch dimensions of parameters, and is how an upstream Pyro site feeds
+the distribution in the dependency and inference tests. Sizes are small enough to enumerate the
 support of every discrete case.
 """
 
 from __future__ import annotations
 
+import gzip
 import itertools
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from pyro.distributions import TorchDistribution
 from torch import Tensor
 
+from pyro_ar.data.mnist import MNIST_FILES
 from pyro_ar.distributions import (
     FVSBN,
     NADE,
@@ -33,7 +39,127 @@ from pyro_ar.distributions import (
     MixtureOfGaussiansMADE,
     NGramChain,
 )
-from pyro_ar.nn import MaskedAutoencoder
+from pyro_ar.nn import FVSBNModule, MADEModule, MaskedAutoencoder, NADEModule
+
+# ------------------------------------------------------- distributions with random parameters
+
+
+def make_fvsbn(
+    num_dims,
+    batch_shape=(),
+    ordering=None,
+    device="cpu",
+    dtype=torch.float64,
+    scale=1.0,
+    generator=None,
+):
+    """An FVSBN with random N(0, 1) parameters (logits multiplied by ``scale``)."""
+    weight = torch.randn(*batch_shape, num_dims, num_dims, generator=generator, dtype=dtype)
+    bias = torch.randn(*batch_shape, num_dims, generator=generator, dtype=dtype)
+    return FVSBN(weight.to(device) * scale, bias.to(device) * scale, ordering=ordering)
+
+
+def make_nade(
+    num_dims,
+    batch_shape=(),
+    ordering=None,
+    device="cpu",
+    dtype=torch.float64,
+    scale=1.0,
+    hidden=6,
+    generator=None,
+    chunk_size=3,
+):
+    """A NADE with random parameters (logits multiplied by ``scale``)."""
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=generator, dtype=dtype).to(device)
+
+    return NADE(
+        randn(*batch_shape, hidden, num_dims) * 1.5,
+        randn(*batch_shape, hidden),
+        randn(*batch_shape, num_dims, hidden) * 1.5 * scale,
+        randn(*batch_shape, num_dims) * scale,
+        ordering=ordering,
+        chunk_size=chunk_size,
+    )
+
+
+def make_made(
+    num_dims,
+    batch_shape=(),
+    ordering=None,
+    device="cpu",
+    dtype=torch.float64,
+    scale=1.0,
+    generator=None,
+    hidden=(12, 12),
+    direct_connections=True,
+):
+    """A Bernoulli MADE with random weights; a batch shape comes from a random context."""
+    context_features = 2 if batch_shape else 0
+    network = MaskedAutoencoder(
+        num_dims,
+        hidden,
+        ordering=ordering,
+        direct_connections=direct_connections,
+        context_features=context_features,
+        activation=torch.nn.Tanh,
+    ).to(device=device, dtype=dtype)
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator, dtype=dtype))
+        for layer in (network.output, network.direct):
+            if layer is not None:
+                for parameter in layer.parameters():
+                    parameter.mul_(scale)
+    context = None
+    if batch_shape:
+        context = torch.randn(*batch_shape, 2, generator=generator, dtype=dtype).to(device)
+    return BernoulliMADE(network, context)
+
+
+MODEL_FACTORIES = {"fvsbn": make_fvsbn, "nade": make_nade, "made": make_made}
+
+
+# ----------------------------------------------------------- modules for Pyro's inference
+
+
+MODULE_FACTORIES = {
+    "fvsbn": lambda data, context=0: FVSBNModule(64, data=data, context_features=context),
+    "made": lambda data, context=0: MADEModule(
+        64, [48], data=data, context_features=context, direct_connections=True
+    ),
+    "nade": lambda data, context=0: NADEModule(
+        64, 16, data=data, context_features=context, seed=0
+    ),
+}
+
+
+# ------------------------------------------------------------------------------ data files
+
+
+def write_idx(path, array, compress=False, type_code=0x08):
+    header = bytes([0, 0, type_code, array.ndim]) + b"".join(
+        struct.pack(">I", size) for size in array.shape
+    )
+    payload = header + array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(payload) if compress else payload)
+
+
+def write_fake_mnist(directory, compress=True, corrupt=None):
+    """Writes four small-but-valid IDX files with MNIST's names and shapes."""
+    directory.mkdir(exist_ok=True)
+    suffix = ".gz" if compress else ""
+    for stem, shape in MNIST_FILES.items():
+        # a repeating ramp: every grey level occurs, and gzip handles it quickly
+        array = (np.arange(int(np.prod(shape))) % (251 if len(shape) == 3 else 10)).reshape(shape)
+        if stem == corrupt:
+            array = array[:-1]
+        write_idx(directory / (stem + suffix), array, compress)
+
+
+# ----------------------------------------------------------- one case per public distribution
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_fvsbn, make_nade
+from factories import make_fvsbn, make_nade
 from stats import chi_square_p_value, states_to_index
 
 ORDERINGS = {"natural": None, "reversed": [5, 4, 3, 2, 1, 0], "shuffled": [3, 0, 5, 1, 4, 2]}
