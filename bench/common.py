@@ -1,7 +1,9 @@
-"""Helpers shared by the benchmark scripts: machine facts and JSON output."""
+"""Helpers shared by the benchmark scripts: machine facts, JSON output, the training options
+of the NLL benchmarks, and timing."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -84,3 +86,46 @@ def timed_pair(ours, theirs, repeats):
             results[side] = function()
             times[side].append(time.perf_counter() - start)
     return statistics.median(times[0]), results[0], statistics.median(times[1]), results[1]
+
+
+def add_training_options(parser: argparse.ArgumentParser, **defaults) -> None:
+    """The options every training benchmark takes (``--epochs``, ``--max-minutes``, ``--lr``,
+    ``--lr-decay``, ``--weight-decay``, ``--batch-size``, ``--patience``, ``--seed``,
+    ``--threads``, ``--data-dir``), with per-script ``defaults`` by option name."""
+    options = {
+        "epochs": (int, 1000),
+        "max_minutes": (float, 60.0),
+        "lr": (float, 1e-3),
+        "lr_decay": (float, 1.0),
+        "weight_decay": (float, 0.0),
+        "batch_size": (int, 100),
+        "patience": (int, 10),
+        "seed": (int, 0),
+        "threads": (int, None),
+    }
+    parser.add_argument("--data-dir", default=default_mnist_dir())
+    for name, (kind, default) in options.items():
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, type=kind, default=defaults.get(name, default))
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    """``--threads``: PyTorch's intra-op threads for this run."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
+def training_config(args: argparse.Namespace):
+    """The maximum-likelihood trainer's settings from :func:`add_training_options`' options."""
+    from pyro_ar.infer import TrainingConfig
+
+    return TrainingConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        learning_rate_decay=args.lr_decay,
+        weight_decay=args.weight_decay,
+        patience=args.patience,
+        seed=args.seed,
+        max_seconds=args.max_minutes * 60,
+    )

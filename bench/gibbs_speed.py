@@ -1,7 +1,7 @@
 """Block-Gibbs throughput of an RBM: pyro_ar against scikit-learn's ``BernoulliRBM.gibbs`` and a
 plain PyTorch loop with ``torch.bernoulli``, same sweeps, side by side in one run.
 
-Target (issue 4): 1000 chains, 784 visible x 500 hidden, float32: at least 3x sklearn's sweeps
+Target: 1000 chains, 784 visible x 500 hidden, float32: at least 3x sklearn's sweeps
 per second. ``pyro_ar`` is ``RBM.gibbs_chain`` (the loop a user runs; it reuses its buffers),
 ``pyro_ar_gibbs_step`` one ``gibbs_step`` call per sweep. Also times ``GibbsKernel`` inside
 ``pyro.infer.MCMC`` (vectorized chains) to show

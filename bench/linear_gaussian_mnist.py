@@ -1,7 +1,7 @@
 """PPCA and factor analysis on MNIST (60000 x 784 intensities in [0, 1], K = 50), side by side
 with scikit-learn in one run.
 
-Targets (issue 6): PPCA fit no slower than sklearn's PCA; factor analysis at least 5x faster
+Targets: PPCA fit no slower than sklearn's PCA; factor analysis at least 5x faster
 than sklearn's FactorAnalysis at equal or higher training log-likelihood; held-out
 log-likelihood that does not explode on MNIST's constant border pixels.
 

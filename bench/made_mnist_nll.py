@@ -1,6 +1,6 @@
 """Binarized-MNIST test NLL of Bernoulli MADE (stochastic binarization, 50k/10k/10k).
 
-Targets (issue 3): one hidden layer of 500 and one mask <= 88.5 nats (paper: 88.40); a mask
+Targets: one hidden layer of 500 and one mask <= 88.5 nats (paper: 88.40); a mask
 ensemble <= 87.5 nats (paper: 86.64 with 2 hidden layers and 32 masks). Prints the training
 time on this machine.
 
@@ -19,16 +19,15 @@ import argparse
 import time
 
 import torch
-from common import RESULTS, default_mnist_dir, write_result
+from common import RESULTS, add_training_options, apply_threads, training_config, write_result
 
 from pyro_ar.data import DynamicBinarization, load_binarized_mnist, load_mnist
-from pyro_ar.infer import TrainingConfig, fit_maximum_likelihood, mean_nll
+from pyro_ar.infer import fit_maximum_likelihood, mean_nll
 from pyro_ar.nn import MADEModule
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data-dir", default=default_mnist_dir())
     parser.add_argument("--hidden", type=int, nargs="+", default=[500])
     parser.add_argument("--masks", type=int, default=1)
     parser.add_argument("--order-agnostic", action="store_true")
@@ -39,24 +38,15 @@ def main() -> None:
         action="store_true",
         help="binarize the training images afresh every epoch (valid/test stay fixed)",
     )
-    parser.add_argument("--weight-decay", type=float, default=0.0)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--epochs", type=int, default=2000)
-    parser.add_argument("--max-minutes", type=float, default=20.0)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--lr-decay", type=float, default=0.995)
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--patience", type=int, default=30)
     parser.add_argument(
         "--valid-rows",
         type=int,
         default=10000,
         help="validation rows used for early stopping (fewer = faster epochs)",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    add_training_options(parser, epochs=2000, max_minutes=20.0, lr_decay=0.995, patience=30)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     data = load_binarized_mnist(args.data_dir, binarization="stochastic", seed=0)
     train = data.train
     if args.dynamic_binarization:
@@ -78,16 +68,7 @@ def main() -> None:
         name += "_random" if args.ordering == "random" else ""
         name += "_direct" if args.direct_connections else ""
         name += "_dynamic" if args.dynamic_binarization else ""
-    config = TrainingConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        learning_rate_decay=args.lr_decay,
-        weight_decay=args.weight_decay,
-        patience=args.patience,
-        seed=args.seed,
-        max_seconds=args.max_minutes * 60,
-    )
+    config = training_config(args)
     start = time.perf_counter()
     result = fit_maximum_likelihood(
         module,

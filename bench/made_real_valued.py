@@ -2,7 +2,7 @@
 sets, standardized with training statistics), against a full-covariance Gaussian fitted by
 maximum likelihood on the same split.
 
-Target (issue 3): both MADE variants beat the Gaussian's test log-likelihood.
+Target: both MADE variants beat the Gaussian's test log-likelihood.
 Split by row index: i mod 5 == 0 test, == 1 validation (early stopping), otherwise train.
 
     python bench/made_real_valued.py

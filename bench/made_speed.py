@@ -1,7 +1,7 @@
 """MADE speed at D=784, one hidden layer of 500, batch 100: sampling 100 binary vectors and a
 training step, side by side with peers measured in the same run.
 
-Targets (issue 3, 2 CPU cores): sampling 100 vectors in <= 0.15 s (incremental first layer);
+Targets (2 CPU cores): sampling 100 vectors in <= 0.15 s (incremental first layer);
 a training step within 1.2x of an unmasked 784-500-784 MLP, timed with PyTorch's default Adam
 and with its fused Adam (pyro_ar's trainer uses the fused one), and with SGD, the same optimizer
 on both sides.

@@ -1,7 +1,7 @@
 """Binarized-MNIST test NLL of FVSBN and NADE (stochastic binarization, 50k/10k/10k).
 
-Targets (issue 2): FVSBN <= 98 nats (paper 97.45), NADE H=500 <= 90 nats (paper 88.86) within
-a 60-minute training budget on 2 CPU cores.
+Targets: FVSBN <= 98 nats (paper 97.45), NADE H=500 <= 90 nats (paper 88.86) within a
+60-minute training budget on 2 CPU cores.
 
     python bench/mnist_nll.py --model nade --max-minutes 60
     python bench/mnist_nll.py --model fvsbn
@@ -13,28 +13,20 @@ import argparse
 import time
 
 import torch
-from common import RESULTS, default_mnist_dir, write_result
+from common import RESULTS, add_training_options, apply_threads, training_config, write_result
 
 from pyro_ar.data import load_binarized_mnist
-from pyro_ar.infer import TrainingConfig, fit_maximum_likelihood, mean_nll
+from pyro_ar.infer import fit_maximum_likelihood, mean_nll
 from pyro_ar.nn import FVSBNModule, NADEModule
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", choices=("fvsbn", "nade"), required=True)
-    parser.add_argument("--data-dir", default=default_mnist_dir())
     parser.add_argument("--hidden", type=int, default=500)
-    parser.add_argument("--epochs", type=int, default=1000)
-    parser.add_argument("--max-minutes", type=float, default=60.0)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--lr-decay", type=float, default=0.97)
-    parser.add_argument("--weight-decay", type=float, default=0.0)
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--patience", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
+    add_training_options(parser, lr_decay=0.97)
     args = parser.parse_args()
-
+    apply_threads(args)
     data = load_binarized_mnist(args.data_dir, binarization="stochastic", seed=0)
     torch.manual_seed(args.seed)
     if args.model == "nade":
@@ -43,16 +35,7 @@ def main() -> None:
     else:
         module = FVSBNModule(784, data=data.train)
         name = "mnist_nll_fvsbn"
-    config = TrainingConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        learning_rate_decay=args.lr_decay,
-        weight_decay=args.weight_decay,
-        patience=args.patience,
-        seed=args.seed,
-        max_seconds=args.max_minutes * 60,
-    )
+    config = training_config(args)
     start = time.perf_counter()
     result = fit_maximum_likelihood(
         module, data.train, data.valid, config, checkpoint_path=RESULTS / f"{name}.pt"

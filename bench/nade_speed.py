@@ -1,7 +1,7 @@
 """NADE speed at D=784, H=500, batch 100: log_prob without gradients, a training step, and
 sampling, side by side with plain-PyTorch NADE implementations measured in the same run.
 
-Targets (issue 2, 2 CPU cores): log_prob >= 3,000 examples/s, training step >= 800 examples/s,
+Targets (2 CPU cores): log_prob >= 3,000 examples/s, training step >= 800 examples/s,
 100 samples in <= 0.1 s. The peers are the usual ways to write NADE in PyTorch:
 
 * ``materialized``: all running sums at once with ``cumsum``, a (batch, D, H) tensor;

@@ -1,7 +1,7 @@
 """5-gram modified Kneser-Ney on the Penn Treebank: perplexity, fit time, KenLM parity and
 scoring speed, with KenLM and NLTK side by side in one run.
 
-Targets (issue 5): test perplexity <= 142 (``<eos>`` counted as a token; anchor 141.2 for KN5 in
+Targets: test perplexity <= 142 (``<eos>`` counted as a token; anchor 141.2 for KN5 in
 Mikolov et al. 2011); fit <= 20 s on 2 cores; batched scoring at least as fast as the ``kenlm``
 module's ``full_scores`` on the same ARPA file.
 

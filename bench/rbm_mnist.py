@@ -1,7 +1,7 @@
 """RBM on binarized MNIST: (persistent) contrastive divergence through SVI, then the AIS test
 NLL with its bracket (forward AIS below, reverse AIS above).
 
-Target (issue 4): 500 hidden units, CD-25 or PCD: AIS test NLL <= 90 nats (Salakhutdinov &
+Target: 500 hidden units, CD-25 or PCD: AIS test NLL <= 90 nats (Salakhutdinov &
 Murray 2008: 86.34 with CD-25). Reports the training time on this machine.
 
     python bench/rbm_mnist.py --hidden 500 --persistent --cd-steps 5 --max-minutes 40
@@ -13,7 +13,7 @@ import argparse
 import time
 
 import torch
-from common import RESULTS, default_mnist_dir, write_result
+from common import RESULTS, add_training_options, apply_threads, write_result
 
 from pyro_ar.data import load_binarized_mnist
 from pyro_ar.infer import (
@@ -21,6 +21,7 @@ from pyro_ar.infer import (
     annealed_importance_sampling,
     base_rate_visible_bias,
     fit_rbm,
+    is_checkpoint,
     reverse_annealed_importance_sampling,
 )
 from pyro_ar.nn import RBMModule
@@ -28,37 +29,33 @@ from pyro_ar.nn import RBMModule
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data-dir", default=default_mnist_dir())
     parser.add_argument("--hidden", type=int, default=500)
     parser.add_argument("--cd-steps", type=int, default=25)
     parser.add_argument("--persistent", action="store_true")
-    parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--max-minutes", type=float, default=40.0)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--lr-decay", type=float, default=0.98)
-    parser.add_argument("--weight-decay", type=float, default=2e-4)
     parser.add_argument("--ais-chains", type=int, default=100)
     parser.add_argument("--ais-betas", type=int, default=14500)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--resume",
-        help="continue from this state dict (a previous run's .pt) with momentum 0.9 from the "
-        "start; pass the learning rate the previous run ended with",
+        help="continue a previous run: its checkpoint (resumes weights, optimizer state, "
+        "chains and epochs), or a bare state dict of older runs (weights only, momentum 0.9 "
+        "from the start; pass the learning rate that run ended with)",
     )
     parser.add_argument(
         "--previous-minutes", type=float, default=0.0, help="training time of the resumed run"
     )
+    add_training_options(
+        parser, epochs=200, max_minutes=40.0, lr=0.05, lr_decay=0.98, weight_decay=2e-4
+    )
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
 
     data = load_binarized_mnist(args.data_dir, binarization="stochastic", seed=0)
     module = RBMModule(784, args.hidden, data=data.train, seed=args.seed)
-    if args.resume:
+    resume_from = args.resume if args.resume and is_checkpoint(args.resume) else None
+    if args.resume and resume_from is None:  # an older run's bare state dict
         module.load_state_dict(torch.load(args.resume, weights_only=True))
     config = RBMTrainingConfig(
-        momentum=(0.9, 0.9) if args.resume else (0.5, 0.9),
+        momentum=(0.9, 0.9) if args.resume and resume_from is None else (0.5, 0.9),
         epochs=args.epochs,
         learning_rate=args.lr,
         learning_rate_decay=args.lr_decay,
@@ -69,14 +66,21 @@ def main() -> None:
         seed=args.seed,
         progress=False,
     )
-    result = fit_rbm(module, data.train, data.valid, config)
+    name = f"rbm_mnist_h{args.hidden}_{'pcd' if args.persistent else 'cd'}{args.cd_steps}"
+    result = fit_rbm(
+        module,
+        data.train,
+        data.valid,
+        config,
+        checkpoint_path=RESULTS / f"{name}_training.pt",
+        resume_from=resume_from,
+    )
     for record in result.history:
         print(
             f"epoch {record.epoch}: valid pseudo-likelihood {record.valid_pseudo_likelihood:.2f}"
             f", reconstruction {record.valid_reconstruction_error:.4f}, {record.seconds:.1f} s",
             flush=True,
         )
-    name = f"rbm_mnist_h{args.hidden}_{'pcd' if args.persistent else 'cd'}{args.cd_steps}"
     if args.resume:
         name += "_resumed"
     torch.save(module.state_dict(), RESULTS / f"{name}.pt")
