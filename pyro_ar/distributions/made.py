@@ -51,11 +51,34 @@ class MADENetworkBinding:
     (:meth:`_check_network`), scores values from the network's outputs, and draws one
     dimension's value from its outputs (:meth:`_draw`); :meth:`_sample_incrementally` is the
     sampling loop of all of them.
+
+    Arguments (of every MADE distribution):
+        network: A :class:`~pyro_ar.nn.MaskedAutoencoder` with the outputs per dimension that
+            the likelihood needs.
+        context: Optional context, shape ``batch_shape + (context_features,)``; it sets the
+            batch shape.
+        mask_index: The network's mask set to use (default: its selected one); the
+            distribution evaluates that set without changing the network's selection.
+        validate_args: Whether to validate values.
     """
 
     network: MaskedAutoencoder
     context: Tensor | None
     mask_index: int
+    arg_constraints = {}  # the parameters live in the network (an nn.Module)
+
+    def __init__(
+        self,
+        network: MaskedAutoencoder,
+        context: Tensor | None = None,
+        mask_index: int | None = None,
+        validate_args: bool | None = None,
+    ) -> None:
+        self._initialize(self._bind(network, context, mask_index), validate_args)
+
+    def _initialize(self, batch_shape: torch.Size, validate_args: bool | None) -> None:
+        """The distribution base's own initialization, once the network is bound."""
+        raise NotImplementedError
 
     def _bind(
         self, network: MaskedAutoencoder, context: Tensor | None, mask_index: int | None
@@ -148,19 +171,9 @@ class MADEDistribution(MADENetworkBinding, TorchDistribution):
     """Base of the MADE distributions that are not binary (those are
     :class:`BernoulliMADE`, on the binary autoregressive contract)."""
 
-    arg_constraints = {}  # the parameters live in the network (an nn.Module)
-
-    def __init__(
-        self,
-        network: MaskedAutoencoder,
-        context: Tensor | None = None,
-        mask_index: int | None = None,
-        validate_args: bool | None = None,
-    ) -> None:
-        batch_shape = self._bind(network, context, mask_index)
-        TorchDistribution.__init__(
-            self, batch_shape, torch.Size([network.num_dims]), validate_args
-        )
+    def _initialize(self, batch_shape: torch.Size, validate_args: bool | None) -> None:
+        event_shape = torch.Size([self.network.num_dims])
+        TorchDistribution.__init__(self, batch_shape, event_shape, validate_args)
 
     def expand(self, batch_shape: torch.Size, _instance=None):
         batch_shape = torch.Size(batch_shape)
@@ -180,14 +193,8 @@ class BernoulliMADE(MADENetworkBinding, BinaryAutoregressive):
     inputs drawn so far, and each step evaluates the upper layers and one output row only,
     instead of a full network pass per dimension.
 
-    Arguments:
-        network: A :class:`~pyro_ar.nn.MaskedAutoencoder` with ``outputs_per_dim == 1``; its
-            ordering is the distribution's.
-        context: Optional context, shape ``batch_shape + (context_features,)``; it sets the
-            batch shape.
-        mask_index: The network's mask set to use (default: its selected one). The
-            distribution evaluates that set without changing the network's selection.
-        validate_args: Whether to validate values.
+    Arguments: as :class:`MADENetworkBinding`, with ``outputs_per_dim == 1``; the mask
+    set's ordering is the distribution's.
 
     References:
         | MADE: Masked Autoencoder for Distribution Estimation (Germain et al., 2015)
@@ -200,23 +207,10 @@ class BernoulliMADE(MADENetworkBinding, BinaryAutoregressive):
         torch.Size([3])
     """
 
-    arg_constraints = {}  # the parameters live in the network (an nn.Module)
-
-    def __init__(
-        self,
-        network: MaskedAutoencoder,
-        context: Tensor | None = None,
-        mask_index: int | None = None,
-        validate_args: bool | None = None,
-    ) -> None:
-        batch_shape = self._bind(network, context, mask_index)
+    def _initialize(self, batch_shape: torch.Size, validate_args: bool | None) -> None:
+        ordering = self.network.orderings[self.mask_index].to(self._device)
         BinaryAutoregressive.__init__(
-            self,
-            network.num_dims,
-            batch_shape,
-            network.orderings[self.mask_index].to(self._device),
-            self._device,
-            validate_args,
+            self, self.network.num_dims, batch_shape, ordering, self._device, validate_args
         )
 
     @classmethod
@@ -281,11 +275,7 @@ class GaussianMADE(MADEDistribution):
     :meth:`inverse` are one network pass; :meth:`rsample` runs :math:`D` steps, built out of
     place so gradients flow to the network, the context and the noise.
 
-    Arguments:
-        network: A :class:`~pyro_ar.nn.MaskedAutoencoder` with ``outputs_per_dim == 2``.
-        context: Optional context, shape ``batch_shape + (context_features,)``.
-        mask_index: The network's mask set to use (default: its selected one).
-        validate_args: Whether to validate values.
+    Arguments: as :class:`MADENetworkBinding`, with ``outputs_per_dim == 2``.
 
     References:
         | MADE: Masked Autoencoder for Distribution Estimation (Germain et al., 2015)
@@ -364,11 +354,7 @@ class CategoricalMADE(MADEDistribution):
     value scaled to :math:`[0, 1]`, :math:`x_d / (K - 1)`, so its input stays :math:`D` wide.
     :meth:`log_prob` is one pass; sampling is incremental (one input column per step).
 
-    Arguments:
-        network: A :class:`~pyro_ar.nn.MaskedAutoencoder` with ``outputs_per_dim == K >= 2``.
-        context: Optional context, shape ``batch_shape + (context_features,)``.
-        mask_index: The network's mask set to use (default: its selected one).
-        validate_args: Whether to validate values.
+    Arguments: as :class:`MADENetworkBinding`, with ``outputs_per_dim == K >= 2``.
 
     References:
         | MADE: Masked Autoencoder for Distribution Estimation (Germain et al., 2015)
@@ -448,11 +434,7 @@ class MixtureOfGaussiansMADE(MADEDistribution):
     order). A flexible real-valued likelihood; :meth:`log_prob` is one pass, sampling is
     incremental (not reparameterized: use :class:`GaussianMADE` for guides).
 
-    Arguments:
-        network: A :class:`~pyro_ar.nn.MaskedAutoencoder` with ``outputs_per_dim = 3C``.
-        context: Optional context, shape ``batch_shape + (context_features,)``.
-        mask_index: The network's mask set to use (default: its selected one).
-        validate_args: Whether to validate values.
+    Arguments: as :class:`MADENetworkBinding`, with ``outputs_per_dim = 3C``.
 
     References:
         | MADE: Masked Autoencoder for Distribution Estimation (Germain et al., 2015)

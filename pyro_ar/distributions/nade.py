@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch.distributions import constraints
 
-from ..ops.nade import DEFAULT_CHUNK_SIZE, nade_hidden_logits, nade_hidden_logits_autograd
+from ..ops.nade import DEFAULT_CHUNK_SIZE, nade_hidden_logits
 from .autoregressive import BinaryAutoregressive, shared_across_batch
 from .validation import check_floating_parameters
 
@@ -151,20 +151,12 @@ class NADE(BinaryAutoregressive):
 
     def _ordered_logits(self, ordered_value: Tensor) -> Tensor:
         weight, bias, output_weight, output_bias = self._ordered_parameters()
+        # parameters expanded to a plate (stride 0) are still shared: the fast kernel applies
         shared_weight = shared_across_batch(weight, 2)
         shared_output = shared_across_batch(output_weight, 2)
         if shared_weight is not None and shared_output is not None:
-            shape = ordered_value.shape[:-1]
-            flat = ordered_value.reshape(-1, self.num_dims)
-            flat_bias = bias if bias.dim() == 1 else bias.expand(shape + bias.shape[-1:])
-            flat_bias = flat_bias.reshape(-1, self.hidden_features)
-            logits = nade_hidden_logits(
-                flat, shared_weight, flat_bias, shared_output, self.chunk_size
-            )
-            return logits.reshape(ordered_value.shape) + output_bias
-        logits = nade_hidden_logits_autograd(
-            ordered_value, weight, bias, output_weight, self.chunk_size
-        )
+            weight, output_weight = shared_weight, shared_output
+        logits = nade_hidden_logits(ordered_value, weight, bias, output_weight, self.chunk_size)
         return logits + output_bias
 
     def _sampling_start(self, shape: torch.Size) -> dict[str, Tensor]:

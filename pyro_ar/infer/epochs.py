@@ -22,7 +22,13 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["EpochLoop", "LoopState", "TrainingDidNotImprove", "load_training_state"]
+__all__ = [
+    "EpochLoop",
+    "LoopState",
+    "TrainingDidNotImprove",
+    "Checkpointing",
+    "load_training_state",
+]
 
 import copy
 import logging
@@ -35,7 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..io.checkpoint import CheckpointError, load_checkpoint
+from ..io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -113,8 +119,9 @@ class EpochLoop:
     every minibatch, then ``validate(epoch)``, which returns the criterion (lower is better: a
     validation NLL, a negative pseudo-likelihood), or the criterion and a dict of further
     figures; ``make_record(epoch=, train_loss=, valid=, seconds=, **figures)`` turns them into
-    the epoch's history record (default: a dict). On improvement the
-    module's weights are kept and ``on_improvement(state)`` runs (e.g. to write a checkpoint).
+    the epoch's history record (default: a dict). On improvement the module's weights are kept,
+    written with the state needed to resume where a :class:`Checkpointing` is given, and
+    ``on_improvement(state)`` runs.
     The run stops after ``epochs`` epochs, after ``patience`` epochs without improvement, or
     before an epoch that would end past ``max_seconds`` (judged by the last epoch's length; the
     first epoch always runs); the best weights are then restored.
@@ -170,6 +177,7 @@ class EpochLoop:
         on_improvement: Callable[[LoopState], None] | None = None,
         batches_per_epoch: int | None = None,
         make_record: Callable[..., Any] = dict,
+        checkpoint: Checkpointing | None = None,
     ) -> LoopState:
         """Runs the loop from ``state`` (a fresh start if ``None``: the initial parameters are
         validated as epoch 0) and returns the final state; the module holds the best weights.
@@ -238,6 +246,8 @@ class EpochLoop:
                 if value < state.best_value:
                     state.best_value, state.best_epoch = value, epoch
                     state.best_module_state = copy.deepcopy(module.state_dict())
+                    if checkpoint is not None:
+                        checkpoint.save(module, state)
                     if on_improvement is not None:
                         on_improvement(state)
                 elif self.patience is not None and epoch - state.best_epoch >= self.patience:
@@ -291,3 +301,32 @@ def load_training_state(path, module: nn.Module) -> dict[str, Any]:
         raise CheckpointError(f"{path} has no training state to resume from")
     module.load_state_dict(loaded.state_dict())
     return training
+
+
+@dataclass
+class Checkpointing:
+    """Where :class:`EpochLoop` writes the best epoch, and what resuming needs besides the
+    loop's state.
+
+    Attributes:
+        path: The checkpoint file (written atomically).
+        objective_state: Returns the objective's state (an optimizer's, persistent chains),
+            stored with the loop's under ``training_state``.
+        criterion: The name under which the best validation figure is stored.
+        metadata: Further plain values for the checkpoint.
+    """
+
+    path: Any
+    objective_state: Callable[[], dict[str, Any]]
+    criterion: str = "valid_nll"
+    metadata: dict[str, Any] | None = None
+
+    def save(self, module: nn.Module, state: LoopState) -> None:
+        save_checkpoint(
+            self.path,
+            module,
+            epoch=state.best_epoch,
+            **{self.criterion: state.best_value},
+            training_state={"loop": state.to_dict(), **self.objective_state()},
+            **(self.metadata or {}),
+        )

@@ -14,10 +14,9 @@ import pyro
 import torch
 from torch import Tensor
 
-from ..io.checkpoint import save_checkpoint
 from ..nn.rbm import RBMModule
 from .contrastive_divergence import ContrastiveDivergence, pseudo_likelihood, reconstruction_error
-from .epochs import EpochLoop, LoopState, load_training_state
+from .epochs import Checkpointing, EpochLoop, LoopState, load_training_state
 from .trainer import check_training_settings
 
 logger = logging.getLogger(__name__)
@@ -209,21 +208,6 @@ def fit_rbm(
             )
         return value, figures
 
-    def save(state: LoopState) -> None:
-        if checkpoint_path is not None:
-            save_checkpoint(
-                checkpoint_path,
-                module,
-                epoch=state.best_epoch,
-                **{f"valid_{criterion}": state.best_value},
-                training_state={
-                    "loop": state.to_dict(),
-                    "optimizer": optimizer.get_state(),
-                    "chains": dict(loss.chains),
-                },
-                **(checkpoint_metadata or {}),
-            )
-
     loop = EpochLoop.from_config(
         config,
         description="CD training",
@@ -238,7 +222,14 @@ def fit_rbm(
         state=state,
         on_epoch_start=on_epoch_start,
         on_epoch_end=on_epoch_end,
-        on_improvement=save,
+        checkpoint=None
+        if checkpoint_path is None
+        else Checkpointing(
+            checkpoint_path,
+            lambda: {"optimizer": optimizer.get_state(), "chains": dict(loss.chains)},
+            criterion=f"valid_{criterion}",
+            metadata=checkpoint_metadata,
+        ),
         batches_per_epoch=-(-len(train) // config.batch_size),
         make_record=lambda epoch, train_loss, valid, seconds, **figures: RBMEpoch(
             epoch, train_loss, seconds=seconds, **figures

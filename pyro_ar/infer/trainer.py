@@ -26,8 +26,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ..io.checkpoint import save_checkpoint
-from .epochs import EpochLoop, LoopState, load_training_state
+from .epochs import Checkpointing, EpochLoop, LoopState, load_training_state
 
 logger = logging.getLogger(__name__)
 
@@ -254,21 +253,6 @@ def fit_maximum_likelihood(
             logger.info("epoch %d: valid NLL %.3f", epoch, valid_nll)
         return valid_nll
 
-    def save(state: LoopState) -> None:
-        if checkpoint_path is not None:
-            save_checkpoint(
-                checkpoint_path,
-                module,
-                epoch=state.best_epoch,
-                valid_nll=state.best_value,
-                training_state={
-                    "loop": state.to_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(),
-                },
-                **(checkpoint_metadata or {}),
-            )
-
     loop = EpochLoop.from_config(config)
     batches = -(-len(fixed_train) // config.batch_size) if fixed_train is not None else None
     state = loop.run(
@@ -278,7 +262,13 @@ def fit_maximum_likelihood(
         validate,
         state=state,
         on_epoch_end=lambda epoch: schedule.step(),
-        on_improvement=save,
+        checkpoint=None
+        if checkpoint_path is None
+        else Checkpointing(
+            checkpoint_path,
+            lambda: {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()},
+            metadata=checkpoint_metadata,
+        ),
         batches_per_epoch=batches,
         make_record=lambda epoch, train_loss, valid, seconds: EpochRecord(
             epoch, train_loss, valid, seconds

@@ -4,13 +4,20 @@ from .fvsbn import FVSBNModule
 from .initialization import marginal_logits
 from .made import MADEModule
 from .masked import IncrementalPass, MaskedAutoencoder, MaskedLinear, made_degrees
-from .module import MODULES, DensityModule, layer_sizes, single_layer_size
+from .module import (
+    MODULES,
+    AutoregressiveModule,
+    DensityModule,
+    layer_sizes,
+    single_layer_size,
+)
 from .nade import NADEModule
 from .ordering import random_ordering
 from .rbm import RBMModule
 
 __all__ = [
     "MODULES",
+    "AutoregressiveModule",
     "DensityModule",
     "FVSBNModule",
     "IncrementalPass",

@@ -9,14 +9,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..distributions.autoregressive import check_ordering
 from ..distributions.fvsbn import FVSBN
 from .context import check_context
 from .initialization import marginal_logits
-from .module import DensityModule
+from .module import AutoregressiveModule
 
 
-class FVSBNModule(DensityModule, name="fvsbn"):
+class FVSBNModule(AutoregressiveModule, name="fvsbn"):
     r"""Holds the parameters of an :class:`~pyro_ar.distributions.FVSBN` and returns it.
 
     .. math:: p(x_d = 1 \mid x_{<d}, z) = \sigma\big(b_d + [A z]_d + \textstyle\sum_{j<d}
@@ -50,14 +49,7 @@ class FVSBNModule(DensityModule, name="fvsbn"):
         data: Tensor | None = None,
         seed: int | None = None,
     ) -> None:
-        super().__init__()
-        if num_dims < 1:
-            raise ValueError(f"num_dims must be positive, got {num_dims}")
-        if context_features < 0:
-            raise ValueError(f"context_features must be >= 0, got {context_features}")
-        self.num_dims = num_dims
-        self.context_features = context_features
-        self.register_buffer("ordering", check_ordering(ordering, num_dims, "cpu"))
+        super().__init__(num_dims, ordering, context_features)
         self.weight = nn.Parameter(torch.zeros(num_dims, num_dims))
         bias = torch.zeros(num_dims) if data is None else marginal_logits(data, num_dims).float()
         self.bias = nn.Parameter(bias)

@@ -56,19 +56,20 @@ class MADEModule(DensityModule, name="made"):
         likelihood: ``"bernoulli"``, ``"categorical"``, ``"gaussian"`` or ``"mixture"``.
         num_categories: :math:`K` for ``"categorical"``.
         num_components: Mixture components for ``"mixture"``.
-        ordering: A permutation of ``range(D)``, ``"random"``, or ``None`` (natural).
-        random_hidden_degrees: Draw hidden degrees at random (seeded).
-        direct_connections: Add masked input-to-output connections.
-        context_features: Size of the context (0 for none).
-        num_masks: Number of mask sets.
-        order_agnostic: Give every mask set after the first its own random ordering.
+        ordering, random_hidden_degrees, direct_connections, context_features, num_masks,
+            order_agnostic: The network's, as in :class:`~pyro_ar.nn.MaskedAutoencoder`.
         data: Optional binary data ``(N, D)``: with ``"bernoulli"``, output biases start at its
             marginal logits.
         seed: Seed of the random ordering, degrees and weights.
 
     References:
-        | MADE: Masked Autoencoder for Distribution Estimation (Germain et al., 2015)
-        | https://arxiv.org/abs/1502.03509
+        Germain, Gregor, Murray, Larochelle. *MADE: Masked Autoencoder for Distribution
+        Estimation*. ICML 2015. https://arxiv.org/abs/1502.03509
+
+    Example:
+        >>> module = MADEModule(6, 16, num_masks=2)
+        >>> module().sample((3,)).shape
+        torch.Size([3, 6])
     """
 
     def __init__(

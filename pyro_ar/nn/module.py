@@ -23,7 +23,13 @@ A new model is one file with one such class.
 
 from __future__ import annotations
 
-__all__ = ["MODULES", "DensityModule", "layer_sizes", "single_layer_size"]
+__all__ = [
+    "MODULES",
+    "AutoregressiveModule",
+    "DensityModule",
+    "layer_sizes",
+    "single_layer_size",
+]
 
 import contextlib
 import functools
@@ -177,3 +183,30 @@ def single_layer_size(owner: str, hidden_features: int | Sequence[int]) -> int:
     if len(sizes) != 1:
         raise ValueError(f"{owner} has one hidden layer; hidden_features got {hidden_features!r}")
     return sizes[0]
+
+
+class AutoregressiveModule(DensityModule):
+    """A :class:`DensityModule` of a fully-visible autoregressive model with an ordering and an
+    optional context: the checks and the ``ordering`` buffer that FVSBN and NADE share.
+
+    Arguments:
+        num_dims: :math:`D`, at least 1.
+        ordering: A permutation of ``range(D)`` (natural order if ``None``), kept as the buffer
+            ``ordering`` (checkpoints carry it).
+        context_features: Size of the context (0 for none).
+    """
+
+    def __init__(
+        self, num_dims: int, ordering: Tensor | Sequence[int] | None, context_features: int
+    ) -> None:
+        from ..distributions.autoregressive import check_ordering
+
+        super().__init__()
+        owner = type(self).__name__
+        if isinstance(num_dims, bool) or not isinstance(num_dims, int) or num_dims < 1:
+            raise ValueError(f"{owner}: num_dims must be a positive integer, got {num_dims!r}")
+        if context_features < 0:
+            raise ValueError(f"{owner}: context_features must be >= 0, got {context_features}")
+        self.num_dims = num_dims
+        self.context_features = context_features
+        self.register_buffer("ordering", check_ordering(ordering, num_dims, "cpu"))

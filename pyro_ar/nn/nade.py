@@ -10,14 +10,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..distributions.autoregressive import check_ordering
 from ..distributions.nade import NADE
 from .context import check_context
 from .initialization import marginal_logits
-from .module import DensityModule, single_layer_size
+from .module import AutoregressiveModule, single_layer_size
 
 
-class NADEModule(DensityModule, name="nade"):
+class NADEModule(AutoregressiveModule, name="nade"):
     r"""Holds the parameters of a :class:`~pyro_ar.distributions.NADE` and returns it.
 
     .. math::
@@ -58,16 +57,9 @@ class NADEModule(DensityModule, name="nade"):
         data: Tensor | None = None,
         seed: int | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(num_dims, ordering, context_features)
         hidden_features = single_layer_size("NADEModule", hidden_features)
-        if num_dims < 1:
-            raise ValueError(f"num_dims must be positive, got {num_dims}")
-        if context_features < 0:
-            raise ValueError(f"context_features must be >= 0, got {context_features}")
-        self.num_dims = num_dims
         self.hidden_features = hidden_features
-        self.context_features = context_features
-        self.register_buffer("ordering", check_ordering(ordering, num_dims, "cpu"))
 
         def uniform(*shape: int, bound: float) -> Tensor:
             return (torch.rand(*shape) * 2 - 1) * bound

@@ -8,8 +8,8 @@ and the rules every kernel follows at Pyro's seams (provenance passes through; u
   compiled by Numba (NumPy and torch backends as references).
 - :func:`masked_linear` (:func:`masked_linear_reference`): MADE's masked products, with
   :class:`ScratchPool` and :class:`BlockPlanner` (block plans that skip zero rectangles).
-- :func:`nade_hidden_logits` (:func:`nade_hidden_logits_autograd`,
-  :func:`nade_hidden_logits_reference`): NADE's chunked running sum.
+- :func:`nade_hidden_logits` (:func:`nade_hidden_logits_reference`): NADE's chunked running
+  sum.
 - :func:`split_provenance` / :func:`attach_provenance`: kernels run on the plain tensors under
   Pyro's ``ProvenanceTensor`` and return the inputs' provenance.
 """
@@ -28,7 +28,6 @@ from .masked_linear import (
 from .nade import (
     DEFAULT_CHUNK_SIZE,
     nade_hidden_logits,
-    nade_hidden_logits_autograd,
     nade_hidden_logits_reference,
 )
 from .provenance import attach_provenance, split_provenance
@@ -46,7 +45,6 @@ __all__ = [
     "masked_linear",
     "masked_linear_reference",
     "nade_hidden_logits",
-    "nade_hidden_logits_autograd",
     "nade_hidden_logits_reference",
     "onednn_available",
     "plan_area",

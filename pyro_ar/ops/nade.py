@@ -21,7 +21,6 @@ from __future__ import annotations
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "nade_hidden_logits",
-    "nade_hidden_logits_autograd",
     "nade_hidden_logits_reference",
 ]
 
@@ -139,58 +138,56 @@ def nade_hidden_logits(
 ) -> Tensor:
     r"""The logits :math:`V_d \cdot \sigma(a_d)` of all dimensions, without the output bias.
 
-    Chunked running sum, :math:`O(DH)` memory traffic per example and no stored activations
-    (the backward pass recomputes them). Gradients flow to the parameters; where they must also
-    flow to ``x``, and under :func:`torch.compile`, the plain-autograd
-    :func:`nade_hidden_logits_autograd` runs instead (same numbers). Pyro's provenance passes
-    through (:mod:`pyro_ar.ops.provenance`).
-
-    Arguments:
-        x: Inputs in the model's ordering, shape ``(N, D)``.
-        input_weight: :math:`W`, shape ``(H, D)``, columns in the ordering.
-        hidden_bias: :math:`b`, shape ``(H,)``, ``(1, H)`` or ``(N, H)``.
-        output_weight: :math:`V`, shape ``(D, H)``, rows in the ordering.
-        chunk_size: Dimensions per chunk.
-
-    Returns:
-        Shape ``(N, D)``.
-    """
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    if x.requires_grad or torch.compiler.is_compiling():
-        return nade_hidden_logits_autograd(x, input_weight, hidden_bias, output_weight, chunk_size)
-    tensors, provenance = split_provenance(x, input_weight, hidden_bias, output_weight)
-    x, input_weight, hidden_bias, output_weight = tensors
-    bias = hidden_bias if hidden_bias.dim() == 2 else hidden_bias.unsqueeze(0)
-    parameters = (input_weight, bias, output_weight)
-    if torch.is_grad_enabled() and any(p.requires_grad for p in parameters):
-        out = _ChunkedNADE.apply(x, input_weight, bias, output_weight, int(chunk_size))
-    else:
-        out = _forward_pass(x, input_weight, bias, output_weight, int(chunk_size), False)[0].T
-    return attach_provenance(out, provenance)
-
-
-def nade_hidden_logits_autograd(
-    x: Tensor,
-    input_weight: Tensor,
-    hidden_bias: Tensor,
-    output_weight: Tensor,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-) -> Tensor:
-    r"""The same logits as :func:`nade_hidden_logits` in plain, broadcasting PyTorch: chunks of
-    :math:`C` dimensions whose prefix sums are one masked matrix product, left to autograd
-    (gradients reach ``x`` too; it stores the ``(..., C, H)`` activations of every chunk).
+    With weights shared by every row (``input_weight`` and ``output_weight`` 2-d) it runs the
+    chunked running sum over the rows flattened into one batch: :math:`O(DH)` memory traffic
+    per example and no stored activations (the backward pass recomputes them). With batched
+    weights, where gradients must also reach ``x``, and under :func:`torch.compile`, the same
+    chunks run as plain, broadcasting PyTorch left to autograd (same numbers; it stores the
+    ``(..., C, H)`` activations of every chunk). Pyro's provenance passes through
+    (:mod:`pyro_ar.ops.provenance`).
 
     Arguments:
         x: Inputs in the model's ordering, shape ``(..., D)``.
-        input_weight: :math:`W`, shape ``(..., H, D)``.
+        input_weight: :math:`W`, shape ``(..., H, D)``, columns in the ordering.
         hidden_bias: :math:`b`, shape ``(..., H)``.
-        output_weight: :math:`V`, shape ``(..., D, H)``.
-        chunk_size: Dimensions per chunk.
+        output_weight: :math:`V`, shape ``(..., D, H)``, rows in the ordering.
+        chunk_size: Dimensions per chunk (a speed knob only).
 
     Returns:
-        Shape ``broadcast of the batch dimensions + (D,)``.
+        Shape: the broadcast of the batch dimensions, ``+ (D,)``.
+
+    Example:
+        >>> x = torch.randint(0, 2, (4, 5)).float()
+        >>> weight, bias, output = torch.randn(3, 5), torch.randn(3), torch.randn(5, 3)
+        >>> fast = nade_hidden_logits(x, weight, bias, output, chunk_size=2)
+        >>> torch.allclose(fast, nade_hidden_logits_reference(x, weight, bias, output), atol=1e-6)
+        True
     """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    shared = input_weight.dim() == 2 and output_weight.dim() == 2
+    if not shared or x.requires_grad or torch.compiler.is_compiling():
+        return _broadcast_pass(x, input_weight, hidden_bias, output_weight, int(chunk_size))
+    tensors, provenance = split_provenance(x, input_weight, hidden_bias, output_weight)
+    x, input_weight, hidden_bias, output_weight = tensors
+    rows = torch.broadcast_shapes(x.shape[:-1], hidden_bias.shape[:-1])
+    flat = x.expand(rows + x.shape[-1:]).reshape(-1, x.shape[-1])
+    hidden = hidden_bias.shape[-1]
+    if hidden_bias.dim() == 1:  # shared by every row: the kernel broadcasts it
+        bias = hidden_bias.unsqueeze(0)
+    else:
+        bias = hidden_bias.expand(rows + (hidden,)).reshape(flat.shape[0], hidden)
+    parameters = (input_weight, bias, output_weight)
+    if torch.is_grad_enabled() and any(p.requires_grad for p in parameters):
+        out = _ChunkedNADE.apply(flat, input_weight, bias, output_weight, int(chunk_size))
+    else:
+        out = _forward_pass(flat, input_weight, bias, output_weight, int(chunk_size), False)[0].T
+    return attach_provenance(out.reshape(rows + x.shape[-1:]), provenance)
+
+
+def _broadcast_pass(x, input_weight, hidden_bias, output_weight, chunk_size: int) -> Tensor:
+    """:func:`nade_hidden_logits` as chunks of plain, broadcasting PyTorch; the prefix sums of
+    a chunk are one masked matrix product."""
     num_dims = x.shape[-1]
     running = hidden_bias
     pieces = []
