@@ -437,7 +437,12 @@ def _score(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status (0 success, 2 user error or bad input,
-    3 training that produced no usable model, 130 interrupted)."""
+    3 training that produced no usable model, 130 interrupted).
+
+    Example:
+        >>> main(["score", "no-such-checkpoint.pt"])  # one line on stderr, exit status 2
+        2
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

@@ -60,9 +60,6 @@ def to_inference_data(
       chains (``num_vectorized_chains=C``) become ``C`` ArviZ chains per Pyro chain.
     * ``sample_stats``: ``lp`` and ``flip_rate`` when the kernel saves them (``lp__``,
       ``flip_rate__``), ``diverging`` when it reports divergences.
-
-    The MCMC object is not modified: ``mcmc.get_samples()`` and ``mcmc.summary()`` still see
-    ``lp__`` and ``flip_rate__`` afterwards.
     * ``observed_data``: the given values, or the model's observed sites (``pyro.factor`` and
       ``pyro.deterministic`` sites hold no data and are left out).
     * ``log_likelihood``: per observed site and draw, ``log_prob`` of the observed values, only
@@ -70,11 +67,28 @@ def to_inference_data(
       cannot give a normalized density (an RBM without a known :math:`\\log Z`) is left out,
       never filled with an unnormalized one.
 
+    The MCMC object is not modified: ``mcmc.get_samples()`` and ``mcmc.summary()`` still see
+    ``lp__`` and ``flip_rate__`` afterwards.
+
     Arguments:
         mcmc: A finished run of ``pyro.infer.MCMC``.
         observed_data: Observed values by site name (default: taken from the model).
         sites: Sites to include in ``posterior`` (default: all sampled sites).
         log_likelihood: Compute the ``log_likelihood`` group.
+
+    Example:
+        >>> import pyro
+        >>> from pyro.distributions import Categorical
+        >>> from pyro.infer import MCMC
+        >>> from pyro_ar.infer import GibbsKernel
+        >>> weather = lambda: pyro.sample("state", Categorical(torch.tensor([0.2, 0.3, 0.5])))
+        >>> run = MCMC(GibbsKernel(weather, num_vectorized_chains=4), num_samples=50,
+        ...            warmup_steps=10, disable_progbar=True)
+        >>> run.run()
+        >>> posterior = to_inference_data(run).posterior  # 4 vectorized chains: 4 ArviZ chains
+        >>> sizes = dict(posterior.sizes)
+        >>> sizes["chain"], sizes["draw"], str(posterior["state"].dtype)
+        (4, 50, 'int64')
     """
     # a copy: MCMC returns its own dict, which summary() and later calls still need
     samples = dict(mcmc.get_samples(group_by_chain=True))

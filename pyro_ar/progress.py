@@ -34,6 +34,12 @@ class Progress:
         unit: What a step is, for the bar.
         interval: Seconds between plain lines (not on a terminal).
         terminal: Draw a bar (default: whether standard error is a terminal).
+
+    Example:
+        >>> progress = Progress(3, "epochs", terminal=False)  # not a terminal: log lines
+        >>> for epoch in range(3):
+        ...     progress.update(1)
+        >>> progress.close()
     """
 
     def __init__(

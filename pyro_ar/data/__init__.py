@@ -42,6 +42,10 @@ def load_binary_dataset(
         data_dir: MNIST's directory (default ``$PYRO_AR_MNIST_DIR``).
         binarization: MNIST's binarization, ``"stochastic"`` or ``"threshold"``.
         seed: Seed of the stochastic binarization.
+
+    Example:
+        >>> load_binary_dataset("digits").train.shape  # "mnist" reads data_dir
+        torch.Size([1437, 64])
     """
     if name == "digits":
         return load_binarized_digits()

@@ -24,6 +24,13 @@ def binarize_stochastic(intensities: Tensor, seed: int = 0) -> Tensor:
     References:
         | On the Quantitative Analysis of Deep Belief Networks (Salakhutdinov & Murray, 2008)
         | https://doi.org/10.1145/1390156.1390266
+
+    Example:
+        >>> intensities = torch.full((10000, 1), 0.3)
+        >>> binary = binarize_stochastic(intensities, seed=0)
+        >>> again = binarize_stochastic(intensities, seed=0)
+        >>> torch.equal(binary, again), round(binary.mean().item(), 2)
+        (True, 0.3)
     """
     _check_unit_interval(intensities)
     generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -40,6 +47,10 @@ def binarize_threshold(intensities: Tensor, threshold: float = 0.5) -> Tensor:
 
     Returns:
         ``float32`` zeros and ones, same shape.
+
+    Example:
+        >>> binarize_threshold(torch.tensor([[0.2, 0.5, 0.7]]))
+        tensor([[0., 0., 1.]])
     """
     _check_unit_interval(intensities)
     if not 0 <= threshold < 1:
@@ -63,6 +74,11 @@ class DynamicBinarization:
     References:
         | Importance Weighted Autoencoders (Burda, Grosse & Salakhutdinov, 2016), appendix on
         | dynamically binarized MNIST; https://arxiv.org/abs/1509.00519
+
+    Example:
+        >>> epochs = DynamicBinarization(torch.full((100, 4), 0.5), seed=0)
+        >>> torch.equal(epochs(1), epochs(1)), torch.equal(epochs(1), epochs(2))  # per epoch
+        (True, False)
     """
 
     def __init__(self, intensities: Tensor, seed: int = 0) -> None:

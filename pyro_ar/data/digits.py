@@ -23,6 +23,11 @@ def load_digits_intensities() -> tuple[Tensor, Tensor]:
 
     The data are the UCI optical-recognition digits that scikit-learn bundles as
     ``load_digits``; pyro_ar embeds a copy so that it needs no scikit-learn.
+
+    Example:
+        >>> images, labels = load_digits_intensities()
+        >>> images.shape, float(images.min()), float(images.max()), labels[:5].tolist()
+        (torch.Size([1797, 64]), 0.0, 1.0, [0, 1, 2, 3, 4])
     """
     source = resources.files("pyro_ar.data").joinpath("resources/digits.csv.gz")
     with source.open("rb") as raw, gzip.open(raw, "rt") as text:
@@ -42,6 +47,11 @@ def load_binarized_digits() -> DataSplits:
 
     Returns:
         Splits of shape ``(N, 64)`` in ``float32``, ``image_shape == (8, 8)``.
+
+    Example:
+        >>> digits = load_binarized_digits()
+        >>> digits.train.shape, digits.test.shape, digits.train.unique().tolist()
+        (torch.Size([1437, 64]), torch.Size([180, 64]), [0.0, 1.0])
     """
     pixels, _ = load_digits_intensities()
     binary = binarize_threshold(pixels, threshold=7 / MAX_INTENSITY)

@@ -76,7 +76,16 @@ _UNSIGNED_BYTE = 0x08
 
 
 class DataFileError(ValueError):
-    """A data file is missing, truncated, or not in the expected format."""
+    """A data file is missing, truncated, or not in the expected format.
+
+    Example:
+        >>> import tempfile
+        >>> try:
+        ...     load_mnist(tempfile.mkdtemp())  # an empty directory
+        ... except DataFileError as error:
+        ...     print("train-images-idx3-ubyte" in str(error))
+        True
+    """
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -87,6 +96,20 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
     Raises:
         DataFileError: the file is missing, not IDX, not unsigned bytes, or truncated.
+
+    Example:
+        >>> import struct, tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "images-idx3-ubyte"
+        >>> header = struct.pack(">HBB3I", 0, 0x08, 3, 2, 28, 28)  # 2 images of 28 x 28
+        >>> _ = path.write_bytes(header + bytes(2 * 28 * 28))
+        >>> read_idx(path).shape
+        (2, 28, 28)
+        >>> _ = path.write_bytes(header + bytes(100))  # truncated
+        >>> try:
+        ...     read_idx(path)
+        ... except DataFileError:
+        ...     print("refused")
+        refused
     """
     path = Path(path)
     if not path.is_file():
@@ -196,6 +219,14 @@ def load_mnist(data_dir: str | os.PathLike | None = None) -> dict[str, Tensor]:
 
     Raises:
         DataFileError: a file is missing, corrupt, or of the wrong shape.
+
+    Example:
+        >>> import tempfile
+        >>> try:  # a directory without the four files: the error names the one missing
+        ...     load_mnist(tempfile.mkdtemp())
+        ... except DataFileError:
+        ...     print("missing")
+        missing
     """
     directory = _resolve_directory(data_dir)
     paths = {stem: _find(directory, stem) for stem in MNIST_FILES}
@@ -238,6 +269,14 @@ def load_binarized_mnist(
 
     Returns:
         ``float32`` splits of shape ``(N, 784)``, ``image_shape == (28, 28)``.
+
+    Example:
+        >>> import tempfile
+        >>> try:  # splits.train (50000, 784) etc. from the four standard files in a directory
+        ...     load_binarized_mnist(tempfile.mkdtemp())
+        ... except DataFileError:
+        ...     print("no MNIST files there")
+        no MNIST files there
     """
     raw = load_mnist(data_dir)
     train = raw["train_images"].reshape(-1, 784).float() / 255
@@ -272,6 +311,14 @@ def download_mnist(data_dir: str | os.PathLike, mirrors: tuple[str, ...] = MNIST
 
     Returns:
         The directory, ready for :func:`load_mnist`.
+
+    Example:
+        >>> import tempfile
+        >>> try:  # nothing downloads unless asked; no mirror given, nothing to download from
+        ...     download_mnist(tempfile.mkdtemp(), mirrors=())
+        ... except DataFileError as error:
+        ...     print(str(error).split(":")[0])
+        could not download train-images-idx3-ubyte.gz
     """
     directory = Path(data_dir).expanduser()
     directory.mkdir(parents=True, exist_ok=True)

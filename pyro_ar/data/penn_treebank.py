@@ -26,6 +26,14 @@ def load_penn_treebank(
     References:
         T. Mikolov, A. Deoras, S. Kombrink, L. Burget, J. Cernocky. *Empirical evaluation and
         combination of advanced language modeling techniques*. Interspeech 2011.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "ptb.valid.txt").write_text(" the cat sat \n a <unk> sat \n")
+        >>> load_penn_treebank("valid", data_dir=folder)
+        [['the', 'cat', 'sat'], ['a', '<unk>', 'sat']]
     """
     if split not in PTB_SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(PTB_SPLITS)}")

@@ -20,6 +20,12 @@ class DataSplits:
         test: Test examples, shape ``(N_test, D)``.
         image_shape: ``(height, width)`` of each example seen as an image.
         description: How the data were made (source, binarization, split).
+
+    Example:
+        >>> from pyro_ar.data import load_binarized_digits
+        >>> digits = load_binarized_digits()
+        >>> digits.name, digits.num_dims, digits.image_shape, len(digits.valid)
+        ('digits', 64, (8, 8), 180)
     """
 
     name: str

@@ -33,6 +33,7 @@ from .validation import (
     check_binary_values,
     check_sample_shape,
     check_value_shape,
+    finish_expand,
     initialize_distribution,
 )
 
@@ -43,7 +44,17 @@ def check_ordering(
     device: torch.device | str | None = None,
 ) -> Tensor:
     """``ordering`` as a ``long`` tensor (natural order if ``None``), checked to be a
-    permutation of ``range(num_dims)``."""
+    permutation of ``range(num_dims)``.
+
+    Example:
+        >>> check_ordering(None, 3), check_ordering([2, 0, 1], 3)
+        (tensor([0, 1, 2]), tensor([2, 0, 1]))
+        >>> try:
+        ...     check_ordering([0, 0, 1], 3)
+        ... except ValueError:
+        ...     print("not a permutation")
+        not a permutation
+    """
     if ordering is None:
         return torch.arange(num_dims, device=device)
     ordering = torch.as_tensor(ordering, device=device)
@@ -66,6 +77,13 @@ def shared_across_batch(tensor: Tensor, event_dim: int) -> Tensor | None:
     Parameters broadcast over batch dimensions (size 1, or expanded with stride 0) carry no
     per-element information; dropping those dimensions lets a model use one large matrix
     product instead of a batched one. Returns ``None`` when the batch elements really differ.
+
+    Example:
+        >>> weight = torch.randn(4, 4)
+        >>> shared_across_batch(weight.expand(10, 4, 4), event_dim=2) is not None  # one matrix
+        True
+        >>> shared_across_batch(torch.randn(10, 4, 4), event_dim=2) is None  # ten different ones
+        True
     """
     batch_dims = tensor.dim() - event_dim
     for size, stride in zip(tensor.shape[:batch_dims], tensor.stride()[:batch_dims], strict=True):
@@ -84,7 +102,8 @@ class BinaryAutoregressive(TorchDistribution):
     * :meth:`_sampling_start`, :meth:`_sampling_logit`, :meth:`_sampling_advance`: a running
       state from which the logit of the :math:`k`-th dimension in the ordering is read, and
       which absorbs the value drawn for it;
-    * :meth:`expand`.
+    * :attr:`expand_shares`: the attributes (parameters and options) that :meth:`expand`
+      hands to the expanded copy unchanged (or :meth:`expand` itself, where more is needed).
 
     Values may be ``bool``, integer or floating tensors of shape ``(..., D)``;
     :meth:`log_prob` returns shape ``broadcast(value.shape[:-1], batch_shape)``.
@@ -96,12 +115,26 @@ class BinaryAutoregressive(TorchDistribution):
             generated at step :math:`k`. Defaults to the natural order.
         device: The parameters' device.
         validate_args: Whether to validate parameters and values.
+
+    Example:
+        >>> from pyro_ar.distributions import FVSBN
+        >>> model = FVSBN(torch.randn(4, 4), torch.zeros(4))  # every model shares this contract
+        >>> x = model.sample((3,))
+        >>> model.log_prob(x).shape, model.conditional_logits(x).shape
+        (torch.Size([3]), torch.Size([3, 4]))
+        >>> observed = torch.tensor([1.0, 0.0, 0.0, 0.0])
+        >>> mask = torch.tensor([True, True, False, False])  # a prefix of the ordering: exact
+        >>> model.sample_conditional(observed, mask, (5,))[:, :2].unique(dim=0).tolist()
+        [[1.0, 0.0]]
     """
 
     support = constraints.independent(constraints.boolean, 1)
     has_enumerate_support = False
     #: The largest :math:`D` for which :meth:`enumerate_support` is allowed (:math:`2^D` rows).
     max_enumerate_dims = 20
+    #: Attributes that :meth:`expand` shares with the expanded copy. Parameters are shared as
+    #: they are, not expanded: they broadcast, so a single matrix keeps one GEMM per pass.
+    expand_shares: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -126,13 +159,23 @@ class BinaryAutoregressive(TorchDistribution):
             torch.equal(ordering, torch.arange(len(ordering), device=ordering.device))
         )
 
+    def expand(
+        self, batch_shape: torch.Size, _instance: BinaryAutoregressive | None = None
+    ) -> BinaryAutoregressive:
+        """The distribution with batch shape ``batch_shape`` (parameters shared, see
+        :attr:`expand_shares`; the ordering and every option kept)."""
+        new = self._get_checked_instance(type(self), _instance)
+        batch_shape = torch.Size(batch_shape)
+        torch.broadcast_shapes(batch_shape, self.batch_shape)
+        for name in self.expand_shares:
+            setattr(new, name, getattr(self, name))
+        self._copy_base_into(new, batch_shape)
+        return new
+
     def _copy_base_into(self, new: BinaryAutoregressive, batch_shape: torch.Size) -> None:
         """Completes :meth:`expand` in subclasses: copies the ordering and sets the shapes."""
         new.ordering, new.rank, new._natural_order = self.ordering, self.rank, self._natural_order
-        super(BinaryAutoregressive, new).__init__(
-            torch.Size(batch_shape), self.event_shape, validate_args=False
-        )
-        new._validate_args = self._validate_args
+        finish_expand(new, self, batch_shape)
 
     # ------------------------------------------------------------------ for subclasses
 
@@ -273,8 +316,9 @@ class BinaryAutoregressive(TorchDistribution):
             return_log_weights: Also return the importance log-weights.
 
         Returns:
-            Samples of shape ``sample_shape + broadcast(batch_shape, observed.shape[:-1],
-            mask.shape[:-1]) + (D,)``, and the log-weights of that shape without ``D``.
+            Samples of shape ``sample_shape + shape + (D,)``, where ``shape`` broadcasts
+            ``batch_shape``, ``observed.shape[:-1]`` and ``mask.shape[:-1]``, and the
+            log-weights of shape ``sample_shape + shape``.
         """
         name = type(self).__name__
         mask = torch.as_tensor(mask, device=self._device)

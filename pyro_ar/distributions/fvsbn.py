@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from .autoregressive import BinaryAutoregressive, shared_across_batch
-from .validation import check_floating_parameters
+from .validation import broadcast_batch_shapes, check_floating_parameters
 
 
 class FVSBN(BinaryAutoregressive):
@@ -50,6 +50,7 @@ class FVSBN(BinaryAutoregressive):
         "weight": constraints.independent(constraints.real, 2),
         "bias": constraints.independent(constraints.real, 1),
     }
+    expand_shares = ("weight", "bias")
 
     def __init__(
         self,
@@ -69,26 +70,14 @@ class FVSBN(BinaryAutoregressive):
             )
         if weight.dtype != bias.dtype or weight.device != bias.device:
             raise ValueError("FVSBN: weight and bias must share dtype and device")
-        try:
-            batch_shape = torch.broadcast_shapes(weight.shape[:-2], bias.shape[:-1])
-        except RuntimeError:
-            raise ValueError(
-                f"FVSBN: batch dims of weight {tuple(weight.shape[:-2])} and bias "
-                f"{tuple(bias.shape[:-1])} do not broadcast"
-            ) from None
+        batch_shape = broadcast_batch_shapes(
+            "FVSBN", weight=weight.shape[:-2], bias=bias.shape[:-1]
+        )
         # Parameters are stored as given and broadcast lazily, so that expanding to a plate's
         # batch shape keeps a single shared matrix (one GEMM instead of a batched product).
         self.weight = weight
         self.bias = bias
         super().__init__(num_dims, batch_shape, ordering, weight.device, validate_args)
-
-    def expand(self, batch_shape: torch.Size, _instance: FVSBN | None = None) -> FVSBN:
-        new = self._get_checked_instance(FVSBN, _instance)
-        batch_shape = torch.Size(batch_shape)
-        torch.broadcast_shapes(batch_shape, self.batch_shape)
-        new.weight, new.bias = self.weight, self.bias
-        self._copy_base_into(new, batch_shape)
-        return new
 
     @property
     def _dtype(self) -> torch.dtype:

@@ -38,9 +38,11 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from .validation import (
+    broadcast_batch_shapes,
     check_floating_parameters,
     check_sample_shape,
     check_value_shape,
+    finish_expand,
     initialize_distribution,
 )
 
@@ -58,6 +60,12 @@ class LinearGaussianLatent(TorchDistribution):
         weight: :math:`W`, shape ``batch_shape + (D, K)``.
         noise_scale: Standard deviation(s) of :math:`\epsilon`.
         validate_args: Whether to validate parameters and values.
+
+    Example:
+        >>> model = FactorAnalysis(torch.zeros(4), torch.randn(4, 2), torch.ones(4))
+        >>> x = torch.tensor([[0.5, float("nan"), -1.0, 0.2]])  # NaN: missing, marginalized out
+        >>> model.log_prob(x).shape, bool(model.impute(x).isnan().any())
+        (torch.Size([1]), False)
     """
 
     support = constraints.independent(constraints.real, 1)
@@ -79,14 +87,9 @@ class LinearGaussianLatent(TorchDistribution):
             raise ValueError(f"{name}: the latent dimension K must be at least 1")
         self.loc, self.weight, self.noise_scale = loc, weight, noise_scale
         noise_std = self._noise_std()
-        try:
-            batch_shape = torch.broadcast_shapes(
-                loc.shape[:-1], weight.shape[:-2], noise_std.shape[:-1]
-            )
-        except RuntimeError:
-            raise ValueError(
-                f"{name}: the parameters' batch dimensions do not broadcast"
-            ) from None
+        batch_shape = broadcast_batch_shapes(
+            name, loc=loc.shape[:-1], weight=weight.shape[:-2], noise_scale=noise_std.shape[:-1]
+        )
         initialize_distribution(self, batch_shape, torch.Size([num_dims]), validate_args)
 
     def _noise_std(self) -> Tensor:
@@ -133,8 +136,7 @@ class LinearGaussianLatent(TorchDistribution):
         batch_shape = torch.Size(batch_shape)
         new.loc, new.weight, new.noise_scale = self.loc, self.weight, self.noise_scale
         torch.broadcast_shapes(batch_shape, self.batch_shape)
-        super(LinearGaussianLatent, new).__init__(batch_shape, self.event_shape, False)
-        new._validate_args = self._validate_args
+        finish_expand(new, self, batch_shape)
         return new
 
     # ------------------------------------------------------------------ validation

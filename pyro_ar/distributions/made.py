@@ -23,14 +23,27 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from .autoregressive import BinaryAutoregressive
-from .validation import check_sample_shape, check_value_shape
+from .validation import check_sample_shape, check_value_shape, finish_expand
 
 if TYPE_CHECKING:
     from ..nn.masked import MaskedAutoencoder
 
 
 def check_network(owner: str, network: MaskedAutoencoder) -> None:
-    """Raises naming the first network parameter that holds NaN or an infinity."""
+    """Raises naming the first network parameter that holds NaN or an infinity.
+
+    Example:
+        >>> from pyro_ar.nn import MaskedAutoencoder
+        >>> network = MaskedAutoencoder(4, [8])
+        >>> check_network("BernoulliMADE", network)  # finite: passes
+        >>> with torch.no_grad():
+        ...     network.output.bias[0] = float("nan")
+        >>> try:
+        ...     check_network("BernoulliMADE", network)
+        ... except ValueError as error:
+        ...     print("output.bias" in str(error))
+        True
+    """
     for name, parameter in network.named_parameters():
         if not bool(torch.isfinite(parameter).all()):
             problem = "NaN" if bool(torch.isnan(parameter).any()) else "infinite values"
@@ -50,9 +63,9 @@ class MADENetworkBinding:
     A likelihood is a small class on top: it checks the network's outputs per dimension
     (:meth:`_check_network`), scores values from the network's outputs, and draws one
     dimension's value from its outputs (:meth:`_draw`); :meth:`_sample_incrementally` is the
-    sampling loop of all of them.
+    sampling loop of all of them. The arguments below are those of every MADE distribution.
 
-    Arguments (of every MADE distribution):
+    Arguments:
         network: A :class:`~pyro_ar.nn.MaskedAutoencoder` with the outputs per dimension that
             the likelihood needs.
         context: Optional context, shape ``batch_shape + (context_features,)``; it sets the
@@ -60,6 +73,13 @@ class MADENetworkBinding:
         mask_index: The network's mask set to use (default: its selected one); the
             distribution evaluates that set without changing the network's selection.
         validate_args: Whether to validate values.
+
+    Example:
+        >>> from pyro_ar.nn import MaskedAutoencoder
+        >>> network = MaskedAutoencoder(4, [8], context_features=2)
+        >>> made = BernoulliMADE(network, context=torch.randn(3, 2))  # the context sets the batch
+        >>> made.batch_shape, made.expand((5, 3)).sample().shape
+        (torch.Size([3]), torch.Size([5, 3, 4]))
     """
 
     network: MaskedAutoencoder
@@ -169,7 +189,15 @@ class MADENetworkBinding:
 
 class MADEDistribution(MADENetworkBinding, TorchDistribution):
     """Base of the MADE distributions that are not binary (those are
-    :class:`BernoulliMADE`, on the binary autoregressive contract)."""
+    :class:`BernoulliMADE`, on the binary autoregressive contract).
+
+    Example:
+        >>> from pyro_ar.nn import MaskedAutoencoder
+        >>> network = MaskedAutoencoder(3, [16], outputs_per_dim=2)  # mean, log-scale per dim
+        >>> distribution = GaussianMADE(network)
+        >>> isinstance(distribution, MADEDistribution), distribution.rsample((5,)).shape
+        (True, torch.Size([5, 3]))
+    """
 
     def _initialize(self, batch_shape: torch.Size, validate_args: bool | None) -> None:
         event_shape = torch.Size([self.network.num_dims])
@@ -179,8 +207,7 @@ class MADEDistribution(MADENetworkBinding, TorchDistribution):
         batch_shape = torch.Size(batch_shape)
         new = self._get_checked_instance(type(self), _instance)
         self._copy_binding(new, batch_shape)
-        TorchDistribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
+        finish_expand(new, self, batch_shape)
         return new
 
 
@@ -282,6 +309,13 @@ class GaussianMADE(MADEDistribution):
         | https://arxiv.org/abs/1502.03509
         | Masked Autoregressive Flow for Density Estimation (Papamakarios et al., 2017)
         | https://arxiv.org/abs/1705.07057
+
+    Example:
+        >>> from pyro_ar.nn import MaskedAutoencoder
+        >>> made = GaussianMADE(MaskedAutoencoder(3, [8], outputs_per_dim=2))
+        >>> x = made.rsample((4,))  # differentiable in the network's parameters
+        >>> torch.allclose(made.transform(made.inverse(x)), x, atol=1e-5)
+        True
     """
 
     support = constraints.independent(constraints.real, 1)
@@ -359,6 +393,13 @@ class CategoricalMADE(MADEDistribution):
     References:
         | MADE: Masked Autoencoder for Distribution Estimation (Germain et al., 2015)
         | https://arxiv.org/abs/1502.03509
+
+    Example:
+        >>> from pyro_ar.nn import MaskedAutoencoder
+        >>> made = CategoricalMADE(MaskedAutoencoder(3, [8], outputs_per_dim=4))
+        >>> x = made.sample((2,))
+        >>> x.dtype, x.shape, bool(((x >= 0) & (x < 4)).all())
+        (torch.int64, torch.Size([2, 3]), True)
     """
 
     has_enumerate_support = False
@@ -440,6 +481,12 @@ class MixtureOfGaussiansMADE(MADEDistribution):
         | MADE: Masked Autoencoder for Distribution Estimation (Germain et al., 2015)
         | RNADE: The real-valued neural autoregressive density-estimator (Uria et al., 2013)
         | https://arxiv.org/abs/1306.0186
+
+    Example:
+        >>> from pyro_ar.nn import MaskedAutoencoder
+        >>> made = MixtureOfGaussiansMADE(MaskedAutoencoder(3, [8], outputs_per_dim=6))
+        >>> made.num_components, made.log_prob(made.sample((5,))).shape
+        (2, torch.Size([5]))
     """
 
     support = constraints.independent(constraints.real, 1)
@@ -516,6 +563,13 @@ class MADEEnsemble(TorchDistribution):
     References:
         | MADE: Masked Autoencoder for Distribution Estimation (Germain et al., 2015)
         | https://arxiv.org/abs/1502.03509
+
+    Example:
+        >>> from pyro_ar.nn import MaskedAutoencoder
+        >>> ensemble = MADEEnsemble(MaskedAutoencoder(5, [16], num_masks=3, order_agnostic=True))
+        >>> states = ensemble.components[0].enumerate_support()  # all 2^5 binary vectors
+        >>> abs(ensemble.log_prob(states).logsumexp(0).item()) < 1e-5  # a normalized mixture
+        True
     """
 
     arg_constraints = {}
@@ -544,8 +598,7 @@ class MADEEnsemble(TorchDistribution):
         new = self._get_checked_instance(MADEEnsemble, _instance)
         new.network, new.context, new.component = self.network, context, self.component
         new.components = [component.expand(batch_shape) for component in self.components]
-        super(MADEEnsemble, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
+        finish_expand(new, self, batch_shape)
         return new
 
     @constraints.dependent_property(event_dim=1)

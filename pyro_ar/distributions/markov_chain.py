@@ -15,6 +15,7 @@ from .validation import (
     check_end_padding,
     check_sample_shape,
     check_value_shape,
+    finish_expand,
     initialize_distribution,
     through_first_end,
 )
@@ -52,6 +53,12 @@ class MarkovChain(TorchDistribution):
         length: :math:`L`.
         order: :math:`k \ge 1`.
         end_state: A state that ends the sequence, or ``None``.
+
+    Example:
+        >>> probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]])  # from state 0, 1, start
+        >>> chain = MarkovChain(probs, length=4)
+        >>> round(chain.log_prob(torch.tensor([0, 0, 1, 1])).exp().item(), 4)  # .5 * .9 * .1 * .8
+        0.036
     """
 
     arg_constraints = {"transition_probs": constraints.simplex}
@@ -82,11 +89,8 @@ class MarkovChain(TorchDistribution):
             )
         if end_state is not None and not 0 <= end_state < num_states:
             raise ValueError(f"end_state must be one of the states 0..{num_states - 1}")
-        self.end_state = end_state
-        self.transition_probs = transition_probs
-        self.order = order
-        self.num_states = num_states
-        self.length = length
+        self.transition_probs, self.end_state = transition_probs, end_state
+        self.order, self.num_states, self.length = order, num_states, length
         initialize_distribution(self, shape[: -order - 1], torch.Size([length]), validate_args)
 
     @constraints.dependent_property(is_discrete=True, event_dim=1)
@@ -100,8 +104,7 @@ class MarkovChain(TorchDistribution):
         new.transition_probs = self.transition_probs.expand(batch_shape + table_shape)
         new.order, new.num_states, new.length = self.order, self.num_states, self.length
         new.end_state = self.end_state
-        super(MarkovChain, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
+        finish_expand(new, self, batch_shape)
         return new
 
     def _validate_sample(self, value: Tensor) -> None:
@@ -170,7 +173,14 @@ def transition_counts(
 ) -> Tensor:
     r"""How often each (context, next state) occurs in ``sequences (N, L)`` (start state
     :math:`S` before each sequence; padding after an ``end_state`` not counted), shape
-    ``(S + 1,) * order + (S,)``; float, on the sequences' device."""
+    ``(S + 1,) * order + (S,)``; float, on the sequences' device.
+
+    Example:
+        >>> transition_counts(torch.tensor([[0, 1, 1]]), num_states=2)  # rows: from 0, 1, start
+        tensor([[0., 1.],
+                [0., 1.],
+                [1., 0.]])
+    """
     sequences = sequences.long().reshape(-1, sequences.shape[-1])
     if bool(((sequences < 0) | (sequences >= num_states)).any()):
         raise ValueError(f"sequences must hold states in 0..{num_states - 1}")
@@ -188,7 +198,15 @@ def dirichlet_posterior(
     r"""The exact posterior of :math:`\pi` under independent Dirichlet priors on its rows:
     :math:`\pi[c, \cdot] \mid x \sim \mathrm{Dirichlet}(\alpha[c, \cdot] + n[c, \cdot])` with
     :math:`n` = :func:`transition_counts` (Dirichlet-multinomial conjugacy), as a
-    ``Dirichlet(...).to_event(order)`` over the whole tensor."""
+    ``Dirichlet(...).to_event(order)`` over the whole tensor.
+
+    Example:
+        >>> posterior = dirichlet_posterior(torch.ones(3, 2), torch.tensor([[0, 1, 1]]))
+        >>> posterior.mean
+        tensor([[0.3333, 0.6667],
+                [0.3333, 0.6667],
+                [0.6667, 0.3333]])
+    """
     num_states = prior_concentration.shape[-1]
     counts = transition_counts(sequences, num_states, order, end_state).to(prior_concentration)
     return dist.Dirichlet(prior_concentration + counts).to_event(order)

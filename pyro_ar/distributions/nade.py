@@ -12,7 +12,7 @@ from torch.distributions import constraints
 
 from ..ops.nade import DEFAULT_CHUNK_SIZE, nade_hidden_logits
 from .autoregressive import BinaryAutoregressive, shared_across_batch
-from .validation import check_floating_parameters
+from .validation import broadcast_batch_shapes, check_floating_parameters
 
 
 class NADE(BinaryAutoregressive):
@@ -61,6 +61,7 @@ class NADE(BinaryAutoregressive):
         "output_weight": constraints.independent(constraints.real, 2),
         "output_bias": constraints.independent(constraints.real, 1),
     }
+    expand_shares = ("input_weight", "hidden_bias", "output_weight", "output_bias", "chunk_size")
 
     def __init__(
         self,
@@ -101,15 +102,13 @@ class NADE(BinaryAutoregressive):
                 )
             if value.dtype != input_weight.dtype or value.device != input_weight.device:
                 raise ValueError(f"NADE: {name} must share input_weight's dtype and device")
-        try:
-            batch_shape = torch.broadcast_shapes(
-                input_weight.shape[:-2],
-                hidden_bias.shape[:-1],
-                output_weight.shape[:-2],
-                output_bias.shape[:-1],
-            )
-        except RuntimeError:
-            raise ValueError("NADE: the parameters' batch dimensions do not broadcast") from None
+        batch_shape = broadcast_batch_shapes(
+            "NADE",
+            input_weight=input_weight.shape[:-2],
+            hidden_bias=hidden_bias.shape[:-1],
+            output_weight=output_weight.shape[:-2],
+            output_bias=output_bias.shape[:-1],
+        )
         if chunk_size < 1:
             raise ValueError(f"NADE: chunk_size must be positive, got {chunk_size}")
         # Stored as given and broadcast lazily (see FVSBN): expanding to a plate keeps the
@@ -120,16 +119,6 @@ class NADE(BinaryAutoregressive):
         self.output_bias = output_bias
         self.chunk_size = int(chunk_size)
         super().__init__(num_dims, batch_shape, ordering, input_weight.device, validate_args)
-
-    def expand(self, batch_shape: torch.Size, _instance: NADE | None = None) -> NADE:
-        new = self._get_checked_instance(NADE, _instance)
-        batch_shape = torch.Size(batch_shape)
-        torch.broadcast_shapes(batch_shape, self.batch_shape)
-        new.input_weight, new.hidden_bias = self.input_weight, self.hidden_bias
-        new.output_weight, new.output_bias = self.output_weight, self.output_bias
-        new.chunk_size = self.chunk_size
-        self._copy_base_into(new, batch_shape)
-        return new
 
     @property
     def hidden_features(self) -> int:

@@ -16,6 +16,7 @@ from .validation import (
     check_end_padding,
     check_sample_shape,
     check_value_shape,
+    finish_expand,
     through_first_end,
 )
 
@@ -54,6 +55,13 @@ class NGramChain(TorchDistribution):
             log-probability :math:`-\infty`.
 
     Shapes: ``batch_shape = prefix.shape[:-1]`` (or ``()``), ``event_shape = (L,)``.
+
+    Example:
+        >>> model = NGramModel.fit([["a", "b"], ["b", "a", "a"]], order=2, smoothing="witten_bell")
+        >>> chain = NGramChain(model, length=4)
+        >>> x = chain.sample((3,))
+        >>> chain.log_prob(x).shape, chain.log_prob(x).dtype
+        (torch.Size([3]), torch.float32)
     """
 
     arg_constraints: dict = {}
@@ -109,8 +117,7 @@ class NGramChain(TorchDistribution):
         new.stop_at_end = self.stop_at_end
         new.temperature = self.temperature
         new.dtype = self.dtype
-        super(NGramChain, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
+        finish_expand(new, self, batch_shape)
         return new
 
     # ----------------------------------------------------------------------------- scoring

@@ -21,7 +21,13 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from ..ops import BernoulliSampler, fused_linear
-from .validation import check_binary_values, check_sample_shape, check_value_shape
+from .validation import (
+    broadcast_batch_shapes,
+    check_binary_values,
+    check_sample_shape,
+    check_value_shape,
+    finish_expand,
+)
 
 #: The exact log-partition enumerates 2^K states of the smaller layer for K up to this.
 EXACT_LOG_PARTITION_MAX_UNITS = 20
@@ -30,7 +36,16 @@ _ENUMERATION_CHUNK = 1 << 14
 
 
 class LogPartitionError(RuntimeError):
-    """A normalized density was asked of an RBM whose log partition function is unknown."""
+    """A normalized density was asked of an RBM whose log partition function is unknown.
+
+    Example:
+        >>> big = RBM(torch.zeros(30, 25), torch.zeros(25), torch.zeros(30))  # no exact log Z
+        >>> try:
+        ...     big.log_prob(torch.zeros(25))
+        ... except LogPartitionError:
+        ...     print("estimate log Z first")
+        estimate log Z first
+    """
 
 
 def binary_states(num_units: int, start: int, stop: int, like: Tensor) -> Tensor:
@@ -51,7 +66,13 @@ def _check_parameter(name: str, value: Tensor) -> None:
 class RBMBase(TorchDistribution):
     """What binary and Gaussian-Bernoulli RBMs share: shapes, conditionals, normalization,
     block-Gibbs sampling. The block structure that Gibbs kernels and contrastive divergence use
-    is :meth:`gibbs_step` (both layers in turn) and :meth:`initial_visible` (a cheap start)."""
+    is :meth:`gibbs_step` (both layers in turn) and :meth:`initial_visible` (a cheap start).
+
+    Example:
+        >>> rbm = RBM(torch.zeros(2, 3), torch.zeros(3), torch.zeros(2))
+        >>> isinstance(rbm, RBMBase), rbm.gibbs_step(rbm.initial_visible((4,)))[0].shape
+        (True, torch.Size([4, 3]))
+    """
 
     arg_constraints: dict = {}
     has_enumerate_support = False
@@ -80,16 +101,12 @@ class RBMBase(TorchDistribution):
         self.hidden_bias = hidden_bias
         self.num_visible = num_visible
         self.num_hidden = num_hidden
-        try:
-            batch_shape = torch.broadcast_shapes(
-                weight.shape[:-2], visible_bias.shape[:-1], hidden_bias.shape[:-1]
-            )
-        except RuntimeError:
-            raise ValueError(
-                f"the batch dimensions of weight {tuple(weight.shape[:-2])}, visible_bias "
-                f"{tuple(visible_bias.shape[:-1])} and hidden_bias {tuple(hidden_bias.shape[:-1])}"
-                " do not broadcast"
-            ) from None
+        batch_shape = broadcast_batch_shapes(
+            type(self).__name__,
+            weight=weight.shape[:-2],
+            visible_bias=visible_bias.shape[:-1],
+            hidden_bias=hidden_bias.shape[:-1],
+        )
         self._log_partition = None
         if log_partition is not None:
             self._log_partition = self._as_log_partition(log_partition, batch_shape)
@@ -248,13 +265,13 @@ class RBMBase(TorchDistribution):
         new._log_partition = (
             None if self._log_partition is None else self._log_partition.expand(batch_shape)
         )
-        TorchDistribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
+        finish_expand(new, self, batch_shape)
 
     # --------------------------------------------------------------------------- sampling
     def gibbs_step(
         self,
         visible: Tensor,
+        *,
         clamp_mask: Tensor | None = None,
         clamp_values: Tensor | None = None,
         sampler: BernoulliSampler | None = None,
@@ -264,6 +281,10 @@ class RBMBase(TorchDistribution):
 
         Loops should make one :class:`~pyro_ar.ops.BernoulliSampler` and pass it to every
         sweep (a new one is seeded from PyTorch's global generator on each call otherwise)."""
+        if (clamp_mask is None) != (clamp_values is None):
+            raise ValueError(
+                f"{type(self).__name__}.gibbs_step: pass clamp_mask with clamp_values"
+            )
         sampler = sampler if sampler is not None else BernoulliSampler()
         hidden = sampler(self.hidden_probabilities(visible))
         visible = self._sample_visible(hidden, sampler)
@@ -378,6 +399,14 @@ class RBM(RBMBase):
         theory*. 1986. G. E. Hinton. *Training products of experts by minimizing contrastive
         divergence*. Neural Computation, 2002. R. Salakhutdinov, I. Murray. *On the quantitative
         analysis of deep belief networks*. ICML 2008.
+
+    Example:
+        >>> rbm = RBM(0.1 * torch.randn(3, 6), torch.zeros(6), torch.zeros(3))
+        >>> states = binary_states(6, 0, 64, rbm.weight)  # every visible state
+        >>> abs(rbm.log_prob(states).logsumexp(0).item()) < 1e-5  # exact log Z: normalized
+        True
+        >>> rbm.gibbs_chain((10,), num_draws=2, burn_in=5).shape
+        torch.Size([2, 10, 6])
     """
 
     support = constraints.independent(constraints.boolean, 1)
@@ -507,6 +536,12 @@ class GaussianBernoulliRBM(RBMBase):
         G. E. Hinton, R. Salakhutdinov. *Reducing the dimensionality of data with neural
         networks*. Science, 2006. K. Cho, A. Ilin, T. Raiko. *Improved learning of
         Gaussian-Bernoulli restricted Boltzmann machines*. ICANN 2011.
+
+    Example:
+        >>> weight = 0.1 * torch.randn(3, 2)
+        >>> rbm = GaussianBernoulliRBM(weight, torch.zeros(2), torch.zeros(3), visible_scale=0.5)
+        >>> rbm.log_prob(torch.zeros(4, 2)).shape, rbm.sample((4,)).shape
+        (torch.Size([4]), torch.Size([4, 2]))
     """
 
     support = constraints.independent(constraints.real, 1)

@@ -3,12 +3,14 @@ r"""Checks of values passed to the distributions, with errors that name the prob
 from __future__ import annotations
 
 __all__ = [
+    "broadcast_batch_shapes",
     "check_binary_values",
     "check_end_padding",
     "check_floating_parameters",
     "check_sample_shape",
     "check_parameters",
     "check_value_shape",
+    "finish_expand",
     "initialize_distribution",
     "through_first_end",
 ]
@@ -29,6 +31,16 @@ def check_value_shape(distribution: Distribution, value: object, kind: str) -> N
 
     Raises:
         ValueError: naming the expected and the actual shape.
+
+    Example:
+        >>> from pyro_ar.distributions import FVSBN
+        >>> model = FVSBN(torch.zeros(3, 3), torch.zeros(3))
+        >>> check_value_shape(model, torch.zeros(5, 3), "binary")  # passes
+        >>> try:
+        ...     check_value_shape(model, torch.zeros(5, 4), "binary")
+        ... except ValueError:
+        ...     print("wrong D")
+        wrong D
     """
     name = type(distribution).__name__
     if not isinstance(value, Tensor):
@@ -53,6 +65,14 @@ def check_binary_values(owner: str, value: Tensor) -> None:
 
     Raises:
         ValueError: naming an offending value and how many there are.
+
+    Example:
+        >>> check_binary_values("RBM", torch.tensor([0.0, 1.0]))  # passes
+        >>> try:
+        ...     check_binary_values("RBM", torch.tensor([0.0, 0.5]))
+        ... except ValueError as error:
+        ...     print("0.5" in str(error))
+        True
     """
     if value.dtype == torch.bool:
         return
@@ -72,15 +92,29 @@ def check_binary_values(owner: str, value: Tensor) -> None:
 
 
 def through_first_end(value: Tensor, end: int) -> Tensor:
-    """Positions up to and including the first ``end`` along the last dim (all when there is
-    none): the part of a sequence that is scored; the rest is padding."""
+    """True at the positions up to and including the first ``end`` along the last dim (all
+    when there is none): the part of a sequence that is scored; the rest is padding.
+
+    Example:
+        >>> through_first_end(torch.tensor([5, 6, 2, 2]), end=2)  # </s> has id 2
+        tensor([ True,  True,  True, False])
+    """
     is_end = (value == end).long()
     return (torch.cumsum(is_end, -1) - is_end) == 0
 
 
 def check_end_padding(value: Tensor, end: int, message: str) -> None:
     """Raises ``ValueError(message)`` unless every position after the first ``end`` holds
-    ``end`` too."""
+    ``end`` too.
+
+    Example:
+        >>> check_end_padding(torch.tensor([5, 2, 2, 2]), 2, "padding after </s>")  # passes
+        >>> try:
+        ...     check_end_padding(torch.tensor([5, 2, 7]), 2, "padding after </s>")
+        ... except ValueError as error:
+        ...     print(error)
+        padding after </s>
+    """
     if bool((~through_first_end(value, end) & (value != end)).any()):
         raise ValueError(message)
 
@@ -92,6 +126,17 @@ def check_parameters(distribution: Distribution) -> None:
 
     Raises:
         ValueError: naming the distribution, the parameter and the problem.
+
+    Example:
+        >>> from pyro_ar.distributions import FVSBN
+        >>> model = FVSBN(torch.zeros(2, 2), torch.zeros(2))
+        >>> check_parameters(model)  # passes
+        >>> model.bias = torch.tensor([0.0, float("inf")])
+        >>> try:
+        ...     check_parameters(model)
+        ... except ValueError as error:
+        ...     print("bias" in str(error))
+        True
     """
     owner = type(distribution).__name__
     for name, constraint in distribution.arg_constraints.items():
@@ -115,7 +160,18 @@ def initialize_distribution(
     validate_args: bool | None,
 ) -> None:
     """``Distribution.__init__`` with :func:`check_parameters` in place of torch's own parameter
-    validation (same switch: ``validate_args``, or the global default when it is ``None``)."""
+    validation (same switch: ``validate_args``, or the global default when it is ``None``).
+
+    Example:
+        >>> from pyro_ar.distributions import FVSBN
+        >>> model = FVSBN.__new__(FVSBN)
+        >>> model.weight, model.bias = torch.zeros(2, 2), torch.tensor([0.0, float("nan")])
+        >>> try:
+        ...     initialize_distribution(model, torch.Size(), torch.Size([2]), validate_args=True)
+        ... except ValueError:
+        ...     print("NaN bias refused")
+        NaN bias refused
+    """
     Distribution.__init__(distribution, batch_shape, event_shape, validate_args=False)
     if validate_args is None:
         del distribution._validate_args  # back to the class-wide default
@@ -125,11 +181,53 @@ def initialize_distribution(
         check_parameters(distribution)
 
 
+def finish_expand(new: Distribution, source: Distribution, batch_shape: torch.Size) -> None:
+    """Completes an ``expand``: gives ``new`` the batch shape ``batch_shape`` and ``source``'s
+    event shape, without validating the (already checked) parameters again, and carries over
+    ``source``'s validation switch.
+
+    Example:
+        >>> from pyro_ar.distributions import FVSBN
+        >>> source = FVSBN(torch.zeros(3, 3), torch.zeros(3))
+        >>> new = source.expand((2,))
+        >>> new.batch_shape, new.event_shape, new._validate_args == source._validate_args
+        (torch.Size([2]), torch.Size([3]), True)
+    """
+    Distribution.__init__(new, torch.Size(batch_shape), source.event_shape, validate_args=False)
+    new._validate_args = source._validate_args
+
+
+def broadcast_batch_shapes(owner: str, **batch_shapes: torch.Size) -> torch.Size:
+    """The batch shape that the parameters' batch dimensions broadcast to.
+
+    Raises:
+        ValueError: naming every parameter's batch dimensions when they do not broadcast.
+
+    Example:
+        >>> broadcast_batch_shapes("FVSBN", weight=torch.Size([2, 1]), bias=torch.Size([3]))
+        torch.Size([2, 3])
+    """
+    try:
+        return torch.broadcast_shapes(*batch_shapes.values())
+    except RuntimeError:
+        listed = ", ".join(f"{name} {tuple(shape)}" for name, shape in batch_shapes.items())
+        raise ValueError(f"{owner}: the batch dimensions of {listed} do not broadcast") from None
+
+
 def check_sample_shape(owner: str, sample_shape) -> torch.Size:
     """``sample_shape`` as a ``torch.Size`` of non-negative sizes.
 
     Raises:
         ValueError: naming the distribution and the shape.
+
+    Example:
+        >>> check_sample_shape("NADE", (2, 3))
+        torch.Size([2, 3])
+        >>> try:
+        ...     check_sample_shape("NADE", (-1,))
+        ... except ValueError as error:
+        ...     print(error)
+        NADE: sample_shape must hold sizes >= 0, got (-1,)
     """
     try:
         shape = torch.Size(sample_shape)
@@ -147,6 +245,14 @@ def check_floating_parameters(owner: str, **parameters: Tensor) -> None:
 
     Raises:
         ValueError: naming the parameter and its dtype.
+
+    Example:
+        >>> check_floating_parameters("FVSBN", weight=torch.zeros(2, 2))  # passes
+        >>> try:
+        ...     check_floating_parameters("FVSBN", weight=torch.zeros(2, 2, dtype=torch.long))
+        ... except ValueError as error:
+        ...     print(error)
+        FVSBN: weight must be a real floating-point tensor (e.g. float32), got torch.int64
     """
     for name, value in parameters.items():
         if not isinstance(value, Tensor):

@@ -52,6 +52,20 @@ class ContrastiveDivergence(ELBO):
         G. E. Hinton. *Training products of experts by minimizing contrastive divergence*.
         Neural Computation, 2002. T. Tieleman. *Training restricted Boltzmann machines using
         approximations to the likelihood gradient*. ICML 2008.
+
+    Example:
+        >>> import pyro
+        >>> def model(batch):
+        ...     weight = pyro.param("weight", 0.01 * torch.randn(4, 6))
+        ...     visible_bias = pyro.param("visible_bias", torch.zeros(6))
+        ...     hidden_bias = pyro.param("hidden_bias", torch.zeros(4))
+        ...     with pyro.plate("rows", len(batch)):
+        ...         pyro.sample("v", RBM(weight, visible_bias, hidden_bias), obs=batch)
+        >>> optimizer = pyro.optim.SGD({"lr": 0.01, "momentum": 0.5})
+        >>> loss = ContrastiveDivergence(steps=2)
+        >>> svi = pyro.infer.SVI(model, lambda batch: None, optimizer, loss)
+        >>> isinstance(svi.step(torch.bernoulli(torch.full((8, 6), 0.5))), float)
+        True
     """
 
     def __init__(self, steps: int = 1, persistent: bool = False, num_chains: int | None = None):
@@ -164,7 +178,13 @@ def pseudo_likelihood(rbm: RBM, visible: Tensor) -> Tensor:
     :math:`p(v_i \mid v_{-i}) = \sigma(F(v^{(i)}) - F(v))` (:math:`v^{(i)}`: bit :math:`i`
     flipped), per row, shape ``visible.shape[:-1]``. All :math:`D` flips at once from the hidden
     pre-activations (memory ``rows x D x H``; pass minibatches). Unlike scikit-learn's
-    ``score_samples`` (one random bit), no randomness (Besag 1975)."""
+    ``score_samples`` (one random bit), no randomness (Besag 1975).
+
+    Example:
+        >>> rbm = RBM(0.1 * torch.randn(3, 5), torch.zeros(5), torch.zeros(3))
+        >>> pseudo_likelihood(rbm, torch.ones(2, 5)).shape  # per row, in nats
+        torch.Size([2])
+    """
     visible = visible.to(rbm.weight.dtype)
     activation = rbm.hidden_logits(visible)  # (..., H)
     sign = 1 - 2 * visible  # +1 turns a 0 on, -1 turns a 1 off
@@ -179,7 +199,14 @@ def pseudo_likelihood(rbm: RBM, visible: Tensor) -> Tensor:
 def reconstruction_error(rbm: RBM, visible: Tensor) -> Tensor:
     r"""Mean squared error of the mean-field reconstruction :math:`\sigma(b + W^\top
     \sigma(c + W v))`, per row. Cheap, but not a likelihood: it can fall while the model gets
-    worse (Hinton 2010, *A practical guide to training RBMs*)."""
+    worse (Hinton 2010, *A practical guide to training RBMs*).
+
+    Example:
+        >>> from pyro_ar.distributions import RBM
+        >>> rbm = RBM(torch.zeros(2, 3), torch.zeros(3), torch.zeros(2))  # reconstructs 0.5
+        >>> reconstruction_error(rbm, torch.tensor([[1.0, 0.0, 1.0]]))
+        tensor([0.2500])
+    """
     visible = visible.to(rbm.weight.dtype)
     hidden = torch.sigmoid(rbm.hidden_logits(visible))
     reconstruction = torch.sigmoid(rbm.visible_logits(hidden))

@@ -7,17 +7,23 @@ What varies between trainers is the *objective*: how one minibatch updates the p
 on validation data. :class:`EpochLoop` takes both as functions.
 
 Example:
-    >>> module = torch.nn.Linear(1, 1)
-    >>> data = torch.randn(20, 1)
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> module, data = torch.nn.Linear(1, 1), torch.randn(20, 1)
+    >>> optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
+    >>> def step(batch):  # least squares towards 3 x
+    ...     loss = (module(batch) - 3 * batch).pow(2).mean()
+    ...     optimizer.zero_grad()
+    ...     loss.backward()
+    ...     optimizer.step()
+    ...     return loss.item()
+    >>> def validate(epoch):
+    ...     with torch.no_grad():
+    ...         return (module(data) - 3 * data).pow(2).mean().item()
     >>> loop = EpochLoop(epochs=3, batch_size=5, patience=2, progress=False)
-    >>> state = loop.run(
-    ...     module,
-    ...     lambda epoch: data,
-    ...     step=lambda batch: float(module(batch).pow(2).mean()),
-    ...     validate=lambda epoch: float(module(data).pow(2).mean()),
-    ... )
-    >>> len(state.history), state.stop_reason
-    (3, 'epochs')
+    >>> state = loop.run(module, lambda epoch: data, step, validate)
+    >>> len(state.history), state.best_epoch, state.improved
+    (3, 3, True)
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ from __future__ import annotations
 __all__ = [
     "EpochLoop",
     "LoopState",
-    "TrainingDidNotImprove",
     "Checkpointing",
     "load_training_state",
 ]
@@ -47,10 +52,6 @@ from ..progress import Progress
 logger = logging.getLogger(__name__)
 
 
-class TrainingDidNotImprove(RuntimeError):
-    """No epoch improved on the validation criterion of the initial parameters."""
-
-
 @dataclass
 class LoopState:
     """Where a run of :class:`EpochLoop` stands: enough to resume it.
@@ -64,6 +65,11 @@ class LoopState:
         elapsed_seconds: Training time so far, over every resumed run.
         generator_state: The shuffling generator's state after ``epoch``.
         stop_reason: Why the last run stopped.
+
+    Example:
+        >>> state = LoopState(epoch=3, best_epoch=2, best_value=1.5, initial_value=2.0)
+        >>> state.improved, LoopState.from_dict(state.to_dict()).best_epoch
+        (True, 2)
     """
 
     epoch: int = 0
@@ -289,6 +295,18 @@ def load_training_state(path, module: nn.Module) -> dict[str, Any]:
     Raises:
         CheckpointError: the checkpoint holds another model or configuration, or no training
             state.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from pyro_ar.io import save_checkpoint
+        >>> from pyro_ar.nn import FVSBNModule
+        >>> path = save_checkpoint(Path(tempfile.mkdtemp()) / "final.pt", FVSBNModule(4))
+        >>> try:  # a checkpoint without a training state cannot be resumed
+        ...     load_training_state(path, FVSBNModule(4))
+        ... except CheckpointError:
+        ...     print("no training state")
+        no training state
     """
     loaded, metadata = load_checkpoint(path)
     if type(loaded) is not type(module) or loaded.config != module.config:
@@ -314,6 +332,19 @@ class Checkpointing:
             stored with the loop's under ``training_state``.
         criterion: The name under which the best validation figure is stored.
         metadata: Further plain values for the checkpoint.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from pyro_ar.data import load_binarized_digits
+        >>> from pyro_ar.infer import TrainingConfig, fit_maximum_likelihood
+        >>> from pyro_ar.nn import FVSBNModule
+        >>> digits = load_binarized_digits()
+        >>> path = Path(tempfile.mkdtemp()) / "fvsbn.pt"  # the trainers build the Checkpointing
+        >>> config = TrainingConfig(epochs=2, progress=False)
+        >>> _ = fit_maximum_likelihood(FVSBNModule(64), digits.train, digits.valid, config, path)
+        >>> sorted(load_training_state(path, FVSBNModule(64)))  # loop, Adam, schedule
+        ['loop', 'optimizer', 'schedule']
     """
 
     path: Any

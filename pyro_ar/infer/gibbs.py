@@ -31,7 +31,14 @@ _CHAIN_PLATE = "_gibbs_chains"
 
 def base_distribution(fn):
     """The distribution under Pyro's wrappers (``Independent``, ``ExpandedDistribution``,
-    ``MaskedDistribution``): what a site really samples from."""
+    ``MaskedDistribution``): what a site really samples from.
+
+    Example:
+        >>> import pyro.distributions as dist
+        >>> wrapped = dist.Bernoulli(torch.tensor([0.5])).expand([3, 1]).to_event(1).mask(False)
+        >>> type(base_distribution(wrapped)).__name__
+        'Bernoulli'
+    """
     while hasattr(fn, "base_dist"):
         fn = fn.base_dist
     return fn
@@ -172,6 +179,17 @@ class GibbsKernel(MCMCKernel):
         S. Geman, D. Geman. *Stochastic relaxation, Gibbs distributions, and the Bayesian
         restoration of images*. IEEE PAMI, 1984. G. E. Hinton. *Training products of experts by
         minimizing contrastive divergence*. Neural Computation, 2002.
+
+    Example:
+        >>> import pyro.distributions as dist
+        >>> from pyro.infer import MCMC
+        >>> def model():
+        ...     pyro.sample("bits", dist.Bernoulli(torch.tensor([0.2, 0.9])).to_event(1))
+        >>> kernel = GibbsKernel(model, num_vectorized_chains=100)
+        >>> mcmc = MCMC(kernel, num_samples=20, warmup_steps=5, disable_progbar=True)
+        >>> mcmc.run()
+        >>> mcmc.get_samples()["bits"].shape, kernel.latent_sites
+        (torch.Size([20, 100, 2]), ('bits',))
     """
 
     def __init__(

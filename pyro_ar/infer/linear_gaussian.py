@@ -71,6 +71,11 @@ class LinearGaussianFit:
         iterations: Number of iterations run (0 for the closed form).
         converged: Whether the change in log-likelihood fell below the tolerance.
         noise_floor: The noise-variance floor that was applied.
+
+    Example:
+        >>> fit = fit_ppca(torch.randn(100, 5), 2)
+        >>> fit.distribution.latent_dim, fit.iterations, fit.converged
+        (2, 0, True)
     """
 
     distribution: LinearGaussianLatent
@@ -263,6 +268,16 @@ def fit_ppca(
             :data:`DEFAULT_RELATIVE_NOISE_FLOOR` times the mean variance.
         max_iter: EM iterations at most (missing values only).
         tol: EM convergence tolerance in nats per row (missing values only).
+
+    Example:
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> data = torch.randn(500, 2) @ torch.randn(2, 5) + 0.1 * torch.randn(500, 5)
+        >>> fit = fit_ppca(data, latent_dim=2)
+        >>> round(fit.distribution.noise_scale.item(), 1), fit.converged
+        (0.1, True)
+        >>> abs(fit.distribution.log_prob(data).mean().item() - fit.log_likelihood) < 1e-4
+        True
     """
     data, has_missing = _check_data(data, latent_dim)
     _check_iterations(max_iter, tol)
@@ -300,6 +315,13 @@ def fit_factor_analysis(
             :data:`DEFAULT_RELATIVE_NOISE_FLOOR` times the mean variance.
         max_iter: Iterations at most.
         tol: Convergence tolerance in nats per row.
+
+    Example:
+        >>> data = torch.randn(200, 6) @ torch.randn(6, 6)
+        >>> data[0, 2] = float("nan")  # a missing value: exact EM
+        >>> fit = fit_factor_analysis(data, 2)
+        >>> fit.distribution.noise_scale.shape, fit.converged
+        (torch.Size([6]), True)
     """
     data, has_missing = _check_data(data, latent_dim)
     _check_iterations(max_iter, tol)
@@ -432,6 +454,14 @@ def fit_by_svi(
         seed: Seeds the initialization and the subsampling.
         name: Prefix of the ``pyro.param`` names (``NAME.loc``, ``NAME.weight``,
             ``NAME.noise_scale``); earlier values under these names are replaced.
+
+    Example:
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> data = torch.randn(200, 1) @ torch.ones(1, 3) + 0.3 * torch.randn(200, 3)
+        >>> fit = fit_by_svi(data, latent_dim=1, isotropic=True, num_steps=300)
+        >>> fit.log_likelihood > fit_ppca(data, 1).log_likelihood - 0.1  # near the maximum
+        True
     """
     import pyro
     from pyro.infer import SVI, Trace_ELBO

@@ -39,6 +39,11 @@ class RBMTrainingConfig:
             (``None``: run every epoch).
         restore_best: Restore the weights of the best epoch at the end.
         max_seconds: Stop before an epoch that would overrun this budget.
+
+    Example:
+        >>> config = RBMTrainingConfig(epochs=5, cd_steps=3, persistent=True)
+        >>> config.momentum, config.patience
+        ((0.5, 0.9), None)
     """
 
     epochs: int = 20
@@ -84,7 +89,14 @@ class RBMTrainingConfig:
 class RBMEpoch:
     """Figures of one epoch: the CD surrogate, and on the validation rows the criterion (the
     exact NLL when the RBM has an exact log Z, else the negative pseudo-likelihood per row), the
-    pseudo-likelihood and the reconstruction error."""
+    pseudo-likelihood and the reconstruction error.
+
+    Example:
+        >>> record = RBMEpoch(1, surrogate=0.5, valid_pseudo_likelihood=-20.0,
+        ...                   valid_reconstruction_error=0.1, seconds=1.2)
+        >>> record.valid_nll is None  # no exact log Z: the criterion is the pseudo-likelihood
+        True
+    """
 
     epoch: int
     surrogate: float
@@ -99,7 +111,17 @@ class RBMEpoch:
 class RBMTrainingResult:
     """What :func:`fit_rbm` did; the module holds the best epoch's weights (``criterion``:
     ``"nll"`` or ``"pseudo_likelihood"``, of which ``best_value`` and ``initial_value`` are
-    the negated per-row figures)."""
+    the negated per-row figures).
+
+    Example:
+        >>> from pyro_ar.data import load_binarized_digits
+        >>> digits = load_binarized_digits()
+        >>> module = RBMModule(64, 8, data=digits.train, seed=0)  # 8 hidden units: exact log Z
+        >>> config = RBMTrainingConfig(epochs=2, progress=False)
+        >>> result = fit_rbm(module, digits.train, digits.valid, config)
+        >>> result.criterion, len(result.history), result.history[-1].valid_nll > 0
+        ('nll', 2, True)
+    """
 
     module: RBMModule
     history: list[RBMEpoch] = field(default_factory=list)
@@ -119,7 +141,15 @@ class RBMTrainingResult:
 
 
 def rbm_model(module: RBMModule, batch: Tensor) -> None:
-    """The Pyro model CD trains: ``visible ~ RBM`` observed, one row per plate element."""
+    """The Pyro model CD trains: ``visible ~ RBM`` observed, one row per plate element.
+
+    Example:
+        >>> import pyro
+        >>> from pyro_ar.nn import RBMModule
+        >>> trace = pyro.poutine.trace(rbm_model).get_trace(RBMModule(6, 4), torch.ones(5, 6))
+        >>> trace.nodes["visible"]["is_observed"], trace.nodes["visible"]["value"].shape
+        (True, torch.Size([5, 6]))
+    """
     pyro.module("rbm", module)
     with pyro.plate("rows", batch.shape[0]):
         pyro.sample("visible", module(), obs=batch)
@@ -157,6 +187,15 @@ def fit_rbm(
         resume_from: A checkpoint written by this function: weights, optimizer state (momentum,
             decayed learning rate), persistent chains and history are restored and training
             continues from its epoch up to ``config.epochs``.
+
+    Example:
+        >>> from pyro_ar.data import load_binarized_digits
+        >>> from pyro_ar.nn import RBMModule
+        >>> digits = load_binarized_digits()
+        >>> config = RBMTrainingConfig(epochs=2, cd_steps=1, seed=0, progress=False)
+        >>> result = fit_rbm(RBMModule(64, 8), digits.train, digits.valid, config)
+        >>> len(result.history), result.criterion  # H = 8: log Z is exact, so is the criterion
+        (2, 'nll')
     """
     torch.manual_seed(config.seed)
     pyro.clear_param_store()

@@ -83,6 +83,16 @@ def check_training_settings(
 
     Raises:
         ValueError: naming the setting and the value.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> config = SimpleNamespace(epochs=0, batch_size=100, learning_rate=1e-3, seed=0,
+        ...                          max_seconds=None)
+        >>> try:
+        ...     check_training_settings(config, ("epochs", "batch_size"), ("learning_rate",))
+        ... except ValueError as error:
+        ...     print("epochs" in str(error))
+        True
     """
     for name in positive_integers:
         value = getattr(config, name)
@@ -102,7 +112,12 @@ def check_training_settings(
 
 @dataclass
 class EpochRecord:
-    """Figures of one epoch: mean training NLL over its minibatches, validation NLL (nats)."""
+    """Figures of one epoch: mean training NLL over its minibatches, validation NLL (nats).
+
+    Example:
+        >>> EpochRecord(epoch=1, train_nll=20.1, valid_nll=19.5, seconds=0.3).valid_nll
+        19.5
+    """
 
     epoch: int
     train_nll: float
@@ -116,6 +131,16 @@ class TrainingResult:
 
     ``best_epoch == 0`` means that no epoch improved on the initialization (``improved`` is
     false): the initial weights were kept, and a warning was logged.
+
+    Example:
+        >>> from pyro_ar.data import load_binarized_digits
+        >>> from pyro_ar.nn import FVSBNModule
+        >>> digits = load_binarized_digits()
+        >>> module = FVSBNModule(64, data=digits.train)
+        >>> config = TrainingConfig(epochs=2, progress=False)
+        >>> result = fit_maximum_likelihood(module, digits.train, digits.valid, config)
+        >>> result.improved, [record.epoch for record in result.history]
+        (True, [1, 2])
     """
 
     best_epoch: int
@@ -221,6 +246,17 @@ def fit_maximum_likelihood(
     Returns:
         A :class:`TrainingResult`; ``result.improved`` is false (and a warning is logged) when
         no epoch improved on the initialization.
+
+    Example:
+        >>> from pyro_ar.data import load_binarized_digits
+        >>> from pyro_ar.nn import NADEModule
+        >>> digits = load_binarized_digits()
+        >>> nade = NADEModule(64, 16, data=digits.train, seed=0)
+        >>> config = TrainingConfig(epochs=3, progress=False)
+        >>> result = fit_maximum_likelihood(nade, digits.train, digits.valid, config)
+        >>> untrained = mean_nll(NADEModule(64, 16, seed=0), digits.valid)
+        >>> len(result.history), result.best_valid_nll < untrained
+        (3, True)
     """
     config = config or TrainingConfig()
     fixed_train = None if callable(train) else train

@@ -27,7 +27,18 @@ CHECKPOINT_FORMAT = "pyro_ar.checkpoint/1"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable, or not a pyro_ar checkpoint."""
+    """A checkpoint file is missing, unreadable, or not a pyro_ar checkpoint.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "notes.pt"
+        >>> _ = path.write_bytes(b"not a checkpoint")
+        >>> try:
+        ...     load_checkpoint(path)
+        ... except CheckpointError:
+        ...     print("refused")
+        refused
+    """
 
 
 def _registry() -> dict[str, type[nn.Module]]:
@@ -46,6 +57,15 @@ def save_checkpoint(path: str | os.PathLike, module: nn.Module, **metadata: Any)
         path: Destination file.
         module: A :class:`~pyro_ar.nn.DensityModule` registered in :data:`pyro_ar.nn.MODULES`.
         metadata: Extra plain values (numbers, strings, lists, dicts) such as metrics.
+
+    Example:
+        >>> import tempfile
+        >>> from pyro_ar.nn import NADEModule
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> path = save_checkpoint(folder / "nade.pt", NADEModule(6, 4), note="x")
+        >>> module, metadata = load_checkpoint(path)
+        >>> type(module).__name__, metadata["note"], metadata["model"]
+        ('NADEModule', 'x', 'nade')
     """
     name = getattr(type(module), "name", None)
     if name is None or _registry().get(name) is not type(module):
@@ -134,6 +154,15 @@ def load_checkpoint(
     Raises:
         CheckpointError: the file is missing, damaged, of another format version, not a pyro_ar
             checkpoint, or holds weights that do not fit its model or are not finite.
+
+    Example:
+        >>> import tempfile
+        >>> from pyro_ar.nn import NADEModule
+        >>> path = Path(tempfile.mkdtemp()) / "nade.pt"
+        >>> _ = save_checkpoint(path, NADEModule(6, 4, seed=0), epoch=3)
+        >>> module, metadata = load_checkpoint(path)
+        >>> type(module).__name__, module.config["hidden_features"], metadata["epoch"]
+        ('NADEModule', 4, 3)
     """
     path = Path(path)
     if not path.is_file():
@@ -161,7 +190,16 @@ def load_checkpoint(
 
 def is_checkpoint(path: str | os.PathLike) -> bool:
     """Whether ``path`` is an existing file that looks like a pyro_ar checkpoint (a zip archive
-    holding a pickled payload; not verified further)."""
+    holding a pickled payload; not verified further).
+
+    Example:
+        >>> import tempfile
+        >>> from pyro_ar.nn import NADEModule
+        >>> path = Path(tempfile.mkdtemp()) / "nade.pt"
+        >>> _ = save_checkpoint(path, NADEModule(6, 4))
+        >>> is_checkpoint(path), is_checkpoint(path.with_suffix(".json"))
+        (True, False)
+    """
     path = Path(path)
     if not path.is_file() or not zipfile.is_zipfile(path):
         return False

@@ -53,6 +53,13 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
 
     Returns:
         The removed files.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / ".model.pt.999999999.abc.tmp").write_bytes(b"")  # of a writer that died
+        >>> [path.name for path in remove_stale_temporaries(folder / "model.pt")]
+        ['.model.pt.999999999.abc.tmp']
     """
     path = Path(path)
     removed = []
@@ -75,6 +82,12 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> Path:
     The file gets mode ``0666`` less the process umask, as a file made by ``open`` would
     (``mkstemp`` alone would leave ``0600``). Stale temporaries of ``path`` from writers that
     were killed are removed first (:func:`remove_stale_temporaries`).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "history.json"
+        >>> write_atomically(path, b"{}").read_bytes()
+        b'{}'
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +109,12 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> Path:
 
 
 class OutputLockedError(RuntimeError):
-    """Another process holds the lock on these outputs."""
+    """Another process holds the lock on these outputs.
+
+    Example:
+        >>> issubclass(OutputLockedError, RuntimeError)  # raised by OutputLock, see there
+        True
+    """
 
 
 class OutputLock:
@@ -107,6 +125,16 @@ class OutputLock:
 
     Raises:
         OutputLockedError: another process (or another lock in this one) holds it.
+
+    Example:
+        >>> import tempfile
+        >>> lock = Path(tempfile.mkdtemp()) / "run.lock"
+        >>> with OutputLock(lock):
+        ...     try:
+        ...         OutputLock(lock).__enter__()  # a second writer is refused at once
+        ...     except OutputLockedError:
+        ...         print("locked")
+        locked
     """
 
     def __init__(self, path: str | os.PathLike) -> None:

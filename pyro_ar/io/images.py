@@ -22,7 +22,12 @@ def image_grid(
     images: Tensor, image_shape: tuple[int, int], columns: int | None = None, padding: int = 1
 ) -> np.ndarray:
     """Tiles ``images`` (N, H*W) with values in [0, 1] into one ``uint8`` array, one grey
-    level per pixel, separated by ``padding`` pixels of mid-grey."""
+    level per pixel, separated by ``padding`` pixels of mid-grey.
+
+    Example:
+        >>> image_grid(torch.rand(6, 4), (2, 2), columns=3).shape  # 3 x 2 tiles, 1-pixel padding
+        (7, 10)
+    """
     images = torch.as_tensor(images).detach().float().cpu()
     height, width = image_shape
     if images.dim() != 2 or images.shape[1] != height * width:
@@ -53,7 +58,14 @@ def save_image_grid(
     scale: int = 4,
 ) -> Path:
     """Writes ``images`` (N, H*W), values in [0, 1], as a greyscale PNG grid, each pixel
-    enlarged to ``scale`` x ``scale``. The file is written atomically."""
+    enlarged to ``scale`` x ``scale``. The file is written atomically.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "samples.png"
+        >>> save_image_grid(path, torch.rand(6, 64), (8, 8), columns=3).read_bytes()[:4]
+        b'\\x89PNG'
+    """
     grid = image_grid(images, image_shape, columns).repeat(scale, 0).repeat(scale, 1)
     height, width = grid.shape
     raw = b"".join(b"\x00" + grid[row].tobytes() for row in range(height))

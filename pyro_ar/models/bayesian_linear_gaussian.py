@@ -54,6 +54,12 @@ def assemble_loadings(lower: Tensor, diagonal: Tensor, num_dims: int) -> Tensor:
 
     Returns:
         Shape ``(..., D, K)``, zero above the diagonal.
+
+    Example:
+        >>> assemble_loadings(torch.tensor([5.0, 6.0, 7.0]), torch.tensor([1.0, 2.0]), num_dims=3)
+        tensor([[1., 0.],
+                [5., 2.],
+                [6., 7.]])
     """
     latent_dim = diagonal.shape[-1]
     rows, columns = _lower_indices(num_dims, latent_dim, lower.device)
@@ -73,6 +79,12 @@ def rotate_to_lower_triangular(weight: Tensor) -> Tensor:
     With the LQ decomposition of the top block, :math:`W_{1:K} = L Q^\top`, :math:`W Q` has
     the lower-triangular top block :math:`L`; column signs are then flipped to make its
     diagonal non-negative.
+
+    Example:
+        >>> weight = torch.randn(5, 2)
+        >>> lower = rotate_to_lower_triangular(weight)
+        >>> lower[0, 1].item(), torch.allclose(lower @ lower.T, weight @ weight.T, atol=1e-5)
+        (0.0, True)
     """
     latent_dim = weight.shape[-1]
     orthogonal, _ = torch.linalg.qr(weight[..., :latent_dim, :].transpose(-1, -2))
@@ -89,6 +101,12 @@ def initial_values(fit_distribution) -> dict[str, Tensor]:
     lower-triangular parameterization has minor modes where a diagonal loading is near 0 and
     its column's sign is flipped; chains started at the (rotated) likelihood maximum stay in the
     main mode.
+
+    Example:
+        >>> from pyro_ar.infer import fit_ppca
+        >>> fit = fit_ppca(torch.randn(50, 4) @ torch.randn(4, 4), latent_dim=2)
+        >>> sorted(initial_values(fit.distribution))
+        ['loadings_diagonal', 'loadings_lower', 'loc', 'noise_scale']
     """
     weight = rotate_to_lower_triangular(fit_distribution.weight)
     num_dims, latent_dim = weight.shape
@@ -137,6 +155,13 @@ def bayesian_linear_gaussian_model(
         num_rows: Rows to sample when ``data`` is ``None``.
         num_dims: :math:`D` when ``data`` is ``None``.
         loading_scale: Prior scale :math:`s` of the loadings.
+
+    Example:
+        >>> import pyro
+        >>> data = torch.randn(20, 4)
+        >>> trace = pyro.poutine.trace(bayesian_linear_gaussian_model).get_trace(data, 2)
+        >>> trace.nodes["x"]["value"].shape, trace.nodes["loadings_lower"]["value"].shape
+        (torch.Size([20, 4]), torch.Size([5]))
     """
     if data is not None:
         num_rows, num_dims = data.shape

@@ -33,7 +33,12 @@ ARPA_ZERO = -99.0
 
 
 class ARPAFormatError(ValueError):
-    """An ARPA file is malformed; the message names the line."""
+    """An ARPA file is malformed; the message names the line.
+
+    Example:
+        >>> issubclass(ARPAFormatError, ValueError)  # read_arpa's error, naming file and line
+        True
+    """
 
 
 def _to_log10(values: torch.Tensor) -> np.ndarray:
@@ -45,7 +50,17 @@ def write_arpa(model: NGramModel, path: str | os.PathLike, precision: int = 10) 
     """Writes ``model`` as an ARPA file, atomically (a crash never leaves a partial file).
 
     Every vocabulary word is a unigram; probabilities and backoff weights are written as base-10
-    logarithms with ``precision`` significant digits; a backoff weight of 1 is omitted."""
+    logarithms with ``precision`` significant digits; a backoff weight of 1 is omitted.
+
+    Example:
+        >>> import tempfile
+        >>> from pyro_ar.ngram import NGramModel
+        >>> model = NGramModel.fit([["a", "b", "a"], ["b", "a"]], order=2, smoothing="witten_bell")
+        >>> path = write_arpa(model, Path(tempfile.mkdtemp()) / "model.arpa")
+        >>> ids, _ = model.vocabulary.encode_batch([["b", "a"]])
+        >>> torch.allclose(read_arpa(path).sequence_log_probs(ids), model.sequence_log_probs(ids))
+        True
+    """
     vocabulary = model.vocabulary
     words = np.asarray(vocabulary.itos, dtype=object)
     size = len(vocabulary)
@@ -118,6 +133,16 @@ def read_arpa(
 
     Raises:
         ARPAFormatError: naming the line and the problem.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "model.arpa"
+        >>> _ = path.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-0.3\ta\n\\end\\\n")
+        >>> try:
+        ...     read_arpa(path)
+        ... except ARPAFormatError as error:
+        ...     print(str(error).split(", ", 1)[1])
+        line 6: the \1-grams: section ends after 1 of the 2 entries that 'ngram 1=2' declares
     """
     name = os.fspath(path)
     lines = _read_lines(path)

@@ -35,6 +35,16 @@ def class_posterior(
 
     Returns:
         The class names (in ``models`` order) and probabilities ``(len(texts), len(models))``.
+
+    Example:
+        >>> from pyro_ar.ngram import NGramModel
+        >>> alice = NGramModel.fit([["a", "b", "a"], ["a", "a"]], order=2, smoothing="witten_bell")
+        >>> bob = NGramModel.fit([["b", "b"], ["b"]], order=2, smoothing="witten_bell",
+        ...                      vocabulary=alice.vocabulary)
+        >>> texts = [[["a", "a"]], [["b"]]]  # two texts of one sentence each
+        >>> labels, posterior = class_posterior({"alice": alice, "bob": bob}, texts)
+        >>> labels, posterior.argmax(-1).tolist()
+        (['alice', 'bob'], [0, 1])
     """
     if not models:
         raise ValueError("class_posterior needs at least one model")

@@ -33,6 +33,14 @@ class NGramCounts:
         counts: Number of occurrences in the corpus (``int64``).
         suffixes: Entry of order :math:`n-1` with the last :math:`n-1` words (-1 at order 1).
         first_words: First word of each entry.
+
+    Example:
+        >>> sentences = [["a", "b", "a"], ["b", "a"], ["a", "a", "b"]]
+        >>> counts = count_ngrams(sentences, 2, Vocabulary.build(sentences))
+        >>> counts.num_sentences, counts.num_tokens, counts.num_entries(2)
+        (3, 11, 7)
+        >>> counts.ngram_tokens(2)[:2].tolist()  # (<s> a), (<s> b): word ids of each bigram
+        [[1, 3], [1, 4]]
     """
 
     vocabulary: Vocabulary
@@ -82,6 +90,12 @@ def count_ngrams(
     Raises:
         ValueError: ``order < 1`` or an empty corpus.
         UnknownTokenError: A token is out of a vocabulary that has no ``<unk>``.
+
+    Example:
+        >>> sentences = [["a", "b", "a"], ["b", "a"], ["a", "a", "b"]]
+        >>> counts = count_ngrams(sentences, 2, Vocabulary.build(sentences))
+        >>> counts.counts[0].tolist()  # unigrams <unk>, <s>, </s>, a, b
+        [0, 3, 3, 5, 3]
     """
     if not isinstance(order, int) or order < 1:
         raise ValueError(f"the order must be an integer of at least 1, got {order!r}")

@@ -22,7 +22,13 @@ _SORT_QUERIES_ABOVE = 8192
 
 class NGramTableError(ValueError):
     """The tables of an n-gram model are inconsistent; ``line`` is the source line of the
-    offending entry when the tables came from a file."""
+    offending entry when the tables came from a file.
+
+    Example:
+        >>> error = NGramTableError("the keys of order 2 must be sorted", line=12)
+        >>> isinstance(error, ValueError), error.line
+        (True, 12)
+    """
 
     def __init__(self, message: str, line: int | None = None) -> None:
         super().__init__(message)
@@ -33,7 +39,17 @@ class NGramTableError(ValueError):
 class NGramTable:
     """The n-grams of one order as words: ``ids`` ``(E, n)`` token ids, their natural-log
     probabilities and backoff weights ``(E,)``, in any order, and optionally the source line of
-    each entry (for error messages)."""
+    each entry (for error messages).
+
+    Example:
+        >>> from pyro_ar.ngram import NGramModel, Vocabulary
+        >>> vocabulary = Vocabulary(["a"])  # <unk> <s> </s> a
+        >>> log_probs = torch.tensor([0.25, 0.0, 0.25, 0.5]).log()  # <s> is never predicted
+        >>> table = NGramTable(torch.arange(4).unsqueeze(1), log_probs, torch.zeros(4))
+        >>> model = NGramModel.from_tables(vocabulary, [table])
+        >>> model.next_log_probs(torch.tensor([[1]])).exp()
+        tensor([[0.2500, 0.0000, 0.2500, 0.5000]], dtype=torch.float64)
+    """
 
     ids: Tensor
     log_probs: Tensor
@@ -91,6 +107,14 @@ class NGramModel:
     Raises:
         NGramTableError: (a ``ValueError``) the tables are inconsistent: unsorted or duplicate
             keys, lengths that differ, probabilities above one or NaN.
+
+    Example:
+        >>> sentences = [["a", "b", "a"], ["b", "a"], ["a", "a", "b"]]
+        >>> model = NGramModel.fit(sentences, order=2, smoothing="witten_bell")
+        >>> ids, lengths = model.vocabulary.encode_batch([["a", "b"]])  # a b </s>
+        >>> next_word = model.next_log_probs(ids[:, :1]).exp()  # p(. | a)
+        >>> model.sequence_log_probs(ids).shape, next_word.sum().item()
+        (torch.Size([1, 3]), 1.0)
     """
 
     def __init__(
@@ -151,6 +175,8 @@ class NGramModel:
             NGramTableError: naming the n-gram (and its line, when ``lines`` are given).
         """
         size = len(vocabulary)
+        if len(tables) == 0:
+            raise NGramTableError("from_tables needs at least the unigram table")
         unigrams = tables[0]
         order_of_words = unigrams.ids.reshape(-1)
         if len(order_of_words) != size or not torch.equal(
@@ -160,12 +186,12 @@ class NGramModel:
         keys = [torch.arange(size)]
         log_probs = [
             torch.empty(size, dtype=torch.float64).index_copy_(
-                0, order_of_words, unigrams.log_probs
+                0, order_of_words, unigrams.log_probs.to(torch.float64)
             )
         ]
         log_backoffs = [
             torch.zeros(size, dtype=torch.float64).index_copy_(
-                0, order_of_words, unigrams.log_backoffs
+                0, order_of_words, unigrams.log_backoffs.to(torch.float64)
             )
         ]
         for n, table in enumerate(tables[1:], start=2):
@@ -192,8 +218,9 @@ class NGramModel:
                     None if table.lines is None else table.lines[index],
                 )
             keys.append(order_keys)
-            log_probs.append(table.log_probs[sort])
-            log_backoffs.append(table.log_backoffs[sort])
+            # any floating dtype in, float64 inside (as every other constructor stores)
+            log_probs.append(table.log_probs[sort].to(torch.float64))
+            log_backoffs.append(table.log_backoffs[sort].to(torch.float64))
         return cls(vocabulary, keys, log_probs, log_backoffs, description)
 
     @staticmethod

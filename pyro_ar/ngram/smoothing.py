@@ -54,7 +54,18 @@ KENLM_DISCOUNT_FALLBACK = (0.5, 1.0, 1.5)
 
 
 class DiscountError(ValueError):
-    """The count-of-counts of some order do not allow estimating a discount."""
+    """The count-of-counts of some order do not allow estimating a discount.
+
+    Example:
+        >>> sentences = [["a", "b", "a"], ["b", "a"], ["a", "a", "b"]]
+        >>> from pyro_ar.ngram import Vocabulary, count_ngrams
+        >>> counts = count_ngrams(sentences, 2, Vocabulary.build(sentences))
+        >>> try:  # too few singletons to estimate modified Kneser-Ney discounts
+        ...     smooth(counts, "modified_kneser_ney")
+        ... except DiscountError:
+        ...     print("pass discount_fallback= or discounts=")
+        pass discount_fallback= or discounts=
+    """
 
 
 @dataclass
@@ -67,6 +78,14 @@ class Interpolation:
             array of one element (the empty context).
         discounts: The discounts used, per order (empty for methods without discounts).
         method: The method's name.
+
+    Example:
+        >>> sentences = [["a", "b", "a"], ["b", "a"], ["a", "a", "b"]]
+        >>> from pyro_ar.ngram import Vocabulary, count_ngrams
+        >>> counts = count_ngrams(sentences, 2, Vocabulary.build(sentences))
+        >>> interpolation = smooth(counts, "witten_bell")
+        >>> interpolation.method, [alpha.shape for alpha in interpolation.alphas]
+        ('witten_bell', [(5,), (7,)])
     """
 
     alphas: list[np.ndarray]
@@ -120,7 +139,16 @@ def _interpolate(
 def maximum_likelihood(counts: NGramCounts) -> Interpolation:
     r"""Relative frequencies :math:`p(w \mid h) = c(h, w) / c(h)`; a context never seen backs off
     to the next shorter one (:math:`\gamma = 1`), a seen context gives unseen words probability 0
-    (so perplexity can be infinite: this is the unsmoothed baseline)."""
+    (so perplexity can be infinite: this is the unsmoothed baseline).
+
+    Example:
+        >>> from pyro_ar.ngram import NGramModel
+        >>> corpus = [["a", "b"], ["a"], ["b", "b"]]  # 8 predicted tokens with </s>
+        >>> model = NGramModel.fit(corpus, order=1, smoothing="maximum_likelihood")
+        >>> # after <s>: <unk>, <s>, </s>, a, b with 0, 0, 3/8, 3/8, 2/8
+        >>> model.next_log_probs(torch.tensor([[1]])).exp()
+        tensor([[0.0000, 0.0000, 0.3750, 0.3750, 0.2500]], dtype=torch.float64)
+    """
     alphas, gammas = [], []
     for n in range(1, counts.order + 1):
         values = _predicted_counts(counts, n, counts.counts[n - 1])
@@ -134,7 +162,15 @@ def additive(counts: NGramCounts, k: float = 1.0) -> Interpolation:
     r"""Add-:math:`k` (Lidstone; Laplace for :math:`k = 1`) at the highest order only:
     :math:`p(w \mid h) = (c(h, w) + k) / (c(h) + kV)`, i.e. :math:`\alpha = c / (c(h) + kV)`,
     :math:`\gamma = kV / (c(h) + kV)` over the uniform distribution; lower orders are not used
-    (:math:`\alpha = 0, \gamma = 1`)."""
+    (:math:`\alpha = 0, \gamma = 1`).
+
+    Example:
+        >>> from pyro_ar.ngram import Vocabulary, count_ngrams
+        >>> counts = count_ngrams([["a", "b"], ["a"]], 1, Vocabulary.build([["a", "b"]]))
+        >>> laplace = additive(counts, k=1.0)  # c(h) = 5 tokens, V = 4 predicted symbols
+        >>> laplace.alphas[0].round(4).tolist(), laplace.gammas[0].round(4).tolist()  # c/9, 4/9
+        ([0.0, 0.0, 0.2222, 0.2222, 0.1111], [0.4444])
+    """
     if not k > 0:
         raise ValueError(f"add-k smoothing needs k > 0, got {k}")
     size = counts.vocabulary.num_predictable
@@ -154,7 +190,16 @@ def additive(counts: NGramCounts, k: float = 1.0) -> Interpolation:
 def witten_bell(counts: NGramCounts) -> Interpolation:
     r"""Interpolated Witten-Bell: :math:`p(w \mid h) = \frac{c(h, w) + N_{1+}(h\,\bullet)\,
     p_{n-1}(w \mid h')}{c(h) + N_{1+}(h\,\bullet)}`, at every order down to the uniform
-    distribution (Witten & Bell 1991; Chen & Goodman 1998, eq. 16)."""
+    distribution (Witten & Bell 1991; Chen & Goodman 1998, eq. 16).
+
+    Example:
+        >>> from pyro_ar.ngram import NGramModel
+        >>> model = NGramModel.fit([["a", "b", "a"], ["b", "a"]], order=2, smoothing="witten_bell")
+        >>> after_a = model.next_log_probs(model.vocabulary.encode(["a"])[None]).exp()[0]
+        >>> predicted = after_a[[0, 2, 3, 4]]  # every symbol but <s>, which is never predicted
+        >>> bool((predicted > 0).all()), round(after_a.sum().item(), 6)
+        (True, 1.0)
+    """
     alphas, gammas = [], []
     for n in range(1, counts.order + 1):
         values = _predicted_counts(counts, n, counts.counts[n - 1])
@@ -229,7 +274,15 @@ def absolute_discounting(
     :math:`\alpha = \max(c(h, w) - D, 0) / c(h)`,
     :math:`\gamma = D\, N_{1+}(h\,\bullet) / c(h)`, with raw counts at every order.
     ``discount``: one :math:`D` for all orders, one per order, or ``None`` for
-    :math:`D = n_1 / (n_1 + 2 n_2)` per order."""
+    :math:`D = n_1 / (n_1 + 2 n_2)` per order.
+
+    Example:
+        >>> from pyro_ar.ngram import Vocabulary, count_ngrams
+        >>> corpus = [["a", "b", "a"], ["b", "a"], ["a", "a", "b", "c"], ["b", "d"]]
+        >>> counts = count_ngrams(corpus, 2, Vocabulary.build(corpus))
+        >>> absolute_discounting(counts).discounts  # n1 / (n1 + 2 n2): 2 / 2 and 5 / 15
+        [(1.0,), (0.3333333333333333,)]
+    """
     return _discounted(counts, discount, kneser_ney_counts=False, name="absolute_discounting")
 
 
@@ -240,7 +293,20 @@ def kneser_ney(
     counts *continuations* :math:`N_{1+}(\bullet\, h\, w)` (how many distinct words precede
     :math:`h\,w`) instead of occurrences, except for n-grams that start with ``<s>``; the
     unigrams are interpolated with the uniform distribution (Kneser & Ney 1995; Chen & Goodman
-    1998, eq. 17; KenLM). ``discount`` as in :func:`absolute_discounting`."""
+    1998, eq. 17; KenLM). ``discount`` as in :func:`absolute_discounting`.
+
+    Example:
+        >>> from pyro_ar.ngram import NGramModel, Vocabulary
+        >>> corpus = [["san", "francisco"]] * 4 + [["the", "cat"], ["the", "dog"], ["a", "cat"],
+        ...                                        ["a", "dog"]]
+        >>> def next_word(method):  # p(francisco | cat), p(dog | cat): both back off
+        ...     model = NGramModel.fit(corpus, order=2, smoothing=method, discount=0.75)
+        ...     p = model.next_log_probs(model.vocabulary.encode(["cat"])[None]).exp()[0]
+        ...     words = [model.vocabulary.lookup(word) for word in ("francisco", "dog")]
+        ...     return [round(value, 3) for value in p[words].tolist()]
+        >>> next_word("absolute_discounting"), next_word("kneser_ney")  # frequent vs versatile
+        ([0.061, 0.03], [0.031, 0.065])
+    """
     return _discounted(counts, discount, kneser_ney_counts=True, name="kneser_ney")
 
 
@@ -285,6 +351,13 @@ def modified_kneser_ney(
         discount_fallback: Used for an order whose estimates are impossible (a zero
             count-of-count or a discount outside :math:`(0, k]`, typical of tiny corpora);
             ``None`` raises :class:`DiscountError` instead.
+
+    Example:
+        >>> from pyro_ar.ngram import Vocabulary, count_ngrams
+        >>> counts = count_ngrams([["a", "b", "a"], ["b", "a"]], 2, Vocabulary.build([["a", "b"]]))
+        >>> fixed = modified_kneser_ney(counts, discounts=[(0.5, 1.0, 1.5)] * 2)  # too few counts
+        >>> fixed.discounts, len(fixed.alphas)  # to estimate D1, D2, D3+ from (see DiscountError)
+        ([(0.5, 1.0, 1.5), (0.5, 1.0, 1.5)], 2)
     """
     if discounts is not None and len(discounts) != counts.order:
         raise ValueError(f"expected (D1, D2, D3+) for each of the {counts.order} orders")
@@ -318,7 +391,15 @@ SMOOTHING_METHODS: dict[str, Callable[..., Interpolation]] = {
 
 
 def smooth(counts: NGramCounts, method: str, **options) -> Interpolation:
-    """Runs the smoothing method called ``method`` (a key of :data:`SMOOTHING_METHODS`)."""
+    """Runs the smoothing method called ``method`` (a key of :data:`SMOOTHING_METHODS`).
+
+    Example:
+        >>> sentences = [["a", "b", "a"], ["b", "a"], ["a", "a", "b"]]
+        >>> from pyro_ar.ngram import Vocabulary, count_ngrams
+        >>> counts = count_ngrams(sentences, 2, Vocabulary.build(sentences))
+        >>> smooth(counts, "absolute_discounting", discount=0.5).discounts
+        [(0.5,), (0.5,)]
+    """
     if method not in SMOOTHING_METHODS:
         raise ValueError(
             f"unknown smoothing {method!r}; choose one of {', '.join(SMOOTHING_METHODS)}"

@@ -34,7 +34,15 @@ UNKNOWN_TOKEN = "<unk>"
 
 
 class UnknownTokenError(KeyError):
-    """A token is not in the vocabulary and the vocabulary has no ``<unk>``."""
+    """A token is not in the vocabulary and the vocabulary has no ``<unk>``.
+
+    Example:
+        >>> try:
+        ...     Vocabulary(["a", "b"], unknown_token=None).encode(["zebra"])
+        ... except UnknownTokenError as error:
+        ...     print(type(error).__name__)
+        UnknownTokenError
+    """
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return str(self.args[0])
@@ -50,6 +58,10 @@ class Tokenizer:
     Arguments:
         pattern: Regular expression matching one token, or ``None`` for whitespace splitting.
         lowercase: Lower-case the line first.
+
+    Example:
+        >>> Tokenizer()("Hello, world!"), Tokenizer(lowercase=True)("The Cat")
+        (['Hello,', 'world!'], ['the', 'cat'])
     """
 
     def __init__(self, pattern: str | None = None, lowercase: bool = False):
@@ -83,6 +95,10 @@ def read_sentences(
             (pass ``[text]`` or ``text.splitlines()`` for text in memory).
         tokenizer: Default: whitespace splitting.
         skip_empty: Drop lines with no tokens.
+
+    Example:
+        >>> read_sentences(["The cat sat.", "", "A dog"], Tokenizer(lowercase=True))
+        [['the', 'cat', 'sat.'], ['a', 'dog']]
     """
     tokenizer = tokenizer or Tokenizer()
     if isinstance(source, (str, os.PathLike)):
@@ -110,6 +126,13 @@ class Vocabulary:
         unknown_token: The out-of-vocabulary symbol, or ``None`` for a closed vocabulary in which
             an unknown token is an error.
         begin_token, end_token: Sentence boundary symbols.
+
+    Example:
+        >>> vocabulary = Vocabulary.build([["a", "b", "a"], ["b"]])
+        >>> vocabulary.decode(torch.arange(len(vocabulary)), strip_end=False)  # specials first
+        ['<unk>', '<s>', '</s>', 'a', 'b']
+        >>> vocabulary.encode(["b", "zebra"], add_end=True)  # unknown words map to <unk>
+        tensor([4, 0, 2])
     """
 
     def __init__(
@@ -262,7 +285,13 @@ class Vocabulary:
 
 def pad_sequences(sequences: Sequence[Tensor], padding_value: int) -> tuple[Tensor, Tensor]:
     """Stacks 1-D ``long`` tensors into ``(N, max_length)``, padding on the right, and returns the
-    lengths ``(N,)`` too."""
+    lengths ``(N,)`` too.
+
+    Example:
+        >>> padded, lengths = pad_sequences([torch.tensor([1, 2, 3]), torch.tensor([4])], 0)
+        >>> padded.tolist(), lengths.tolist()
+        ([[1, 2, 3], [4, 0, 0]], [3, 1])
+    """
     if len(sequences) == 0:
         raise ValueError("no sequences to pad")
     lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)

@@ -12,6 +12,15 @@ def check_context(owner: str, context: Tensor | None, context_features: int) -> 
 
     Raises:
         ValueError: a context is missing, unexpected, or of the wrong size.
+
+    Example:
+        >>> check_context("NADEModule", torch.zeros(5, 3), context_features=3).shape
+        torch.Size([5, 3])
+        >>> try:
+        ...     check_context("NADEModule", None, context_features=3)
+        ... except ValueError:
+        ...     print("a context is needed")
+        a context is needed
     """
     if not context_features:
         if context is not None:

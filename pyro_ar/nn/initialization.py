@@ -23,6 +23,10 @@ def marginal_logits(data: Tensor, num_dims: int, pseudocount: float = 1.0) -> Te
 
     Returns:
         Shape ``(D,)``, in ``float32`` unless ``data`` is floating.
+
+    Example:
+        >>> marginal_logits(torch.tensor([[1.0, 0.0], [1.0, 0.0]]), 2)  # (2 + 1) / 4 and 1 / 4
+        tensor([ 1.0986, -1.0986])
     """
     data = torch.as_tensor(data)
     if data.dim() != 2 or data.shape[1] != num_dims:

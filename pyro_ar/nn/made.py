@@ -56,8 +56,12 @@ class MADEModule(DensityModule, name="made"):
         likelihood: ``"bernoulli"``, ``"categorical"``, ``"gaussian"`` or ``"mixture"``.
         num_categories: :math:`K` for ``"categorical"``.
         num_components: Mixture components for ``"mixture"``.
-        ordering, random_hidden_degrees, direct_connections, context_features, num_masks,
-            order_agnostic: The network's, as in :class:`~pyro_ar.nn.MaskedAutoencoder`.
+        ordering: Passed to :class:`~pyro_ar.nn.MaskedAutoencoder`, as are the next five.
+        random_hidden_degrees: See :class:`~pyro_ar.nn.MaskedAutoencoder`.
+        direct_connections: See :class:`~pyro_ar.nn.MaskedAutoencoder`.
+        context_features: See :class:`~pyro_ar.nn.MaskedAutoencoder`.
+        num_masks: See :class:`~pyro_ar.nn.MaskedAutoencoder`.
+        order_agnostic: See :class:`~pyro_ar.nn.MaskedAutoencoder`.
         data: Optional binary data ``(N, D)``: with ``"bernoulli"``, output biases start at its
             marginal logits.
         seed: Seed of the random ordering, degrees and weights.

@@ -41,6 +41,13 @@ class MaskedLinear(nn.Linear):
         bias: Whether to add a bias.
         block_products: ``"auto"``, ``"always"`` or ``"never"``: when the products skip the
             all-zero rectangles of the mask (:class:`~pyro_ar.ops.BlockPlanner`).
+
+    Example:
+        >>> layer = MaskedLinear(3, 2, torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]]))
+        >>> layer(torch.ones(3)).sum().backward()
+        >>> layer.weight.grad  # masked weights get exactly zero gradient
+        tensor([[1., 0., 0.],
+                [1., 1., 0.]])
     """
 
     def __init__(
@@ -105,6 +112,10 @@ def made_degrees(
 
     Returns:
         ``[input degrees (D,), hidden layer 1 degrees, ...]``.
+
+    Example:
+        >>> [d.tolist() for d in made_degrees(4, [3], torch.arange(4))]
+        [[1, 2, 3, 4], [1, 2, 3]]
     """
     degrees = [torch.argsort(ordering) + 1]
     top = max(num_dims - 1, 1)
@@ -157,6 +168,15 @@ class MaskedAutoencoder(nn.Module):
     References:
         | MADE: Masked Autoencoder for Distribution Estimation (Germain et al., 2015)
         | https://arxiv.org/abs/1502.03509
+
+    Example:
+        >>> network = MaskedAutoencoder(4, [16], ordering=[2, 0, 3, 1])
+        >>> x = torch.rand(4)
+        >>> jacobian = torch.autograd.functional.jacobian(lambda v: network(v)[..., 0], x)
+        >>> bool((jacobian[2] == 0).all())  # output 2 is first in the ordering: it sees no input
+        True
+        >>> network(torch.rand(5, 4)).shape  # (..., D, outputs_per_dim)
+        torch.Size([5, 4, 1])
     """
 
     def __init__(

@@ -161,6 +161,10 @@ def layer_sizes(owner: str, hidden_features: int | Sequence[int]) -> list[int]:
 
     Raises:
         ValueError: naming the module and what was given.
+
+    Example:
+        >>> layer_sizes("MADEModule", 8), layer_sizes("MADEModule", (16, 8))
+        ([8], [16, 8])
     """
     sizes = [hidden_features] if isinstance(hidden_features, int) else list(hidden_features)
     if not sizes or any(
@@ -178,6 +182,10 @@ def single_layer_size(owner: str, hidden_features: int | Sequence[int]) -> int:
 
     Raises:
         ValueError: naming the module and what was given.
+
+    Example:
+        >>> single_layer_size("NADEModule", 8), single_layer_size("NADEModule", [8])
+        (8, 8)
     """
     sizes = layer_sizes(owner, hidden_features)
     if len(sizes) != 1:
@@ -194,6 +202,12 @@ class AutoregressiveModule(DensityModule):
         ordering: A permutation of ``range(D)`` (natural order if ``None``), kept as the buffer
             ``ordering`` (checkpoints carry it).
         context_features: Size of the context (0 for none).
+
+    Example:
+        >>> from pyro_ar.nn import NADEModule
+        >>> module = NADEModule(6, 4, ordering=[5, 4, 3, 2, 1, 0])
+        >>> isinstance(module, AutoregressiveModule), module().ordering.tolist()
+        (True, [5, 4, 3, 2, 1, 0])
     """
 
     def __init__(

@@ -57,8 +57,8 @@ class NADEModule(AutoregressiveModule, name="nade"):
         data: Tensor | None = None,
         seed: int | None = None,
     ) -> None:
-        super().__init__(num_dims, ordering, context_features)
         hidden_features = single_layer_size("NADEModule", hidden_features)
+        super().__init__(num_dims, ordering, context_features)
         self.hidden_features = hidden_features
 
         def uniform(*shape: int, bound: float) -> Tensor:

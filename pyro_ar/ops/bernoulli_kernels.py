@@ -44,7 +44,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-# SplitMix64's increment: the odd integer closest to 2^64 / golden ratio
+#: SplitMix64's increment: the odd integer closest to 2^64 / golden ratio.
 GOLDEN_GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _UNIT_53 = 1.0 / 9007199254740992.0  # 2^-53
 
@@ -113,7 +113,16 @@ def _settle_ties(
 
 
 class BernoulliKernels(NamedTuple):
-    """The three compiled loops of the byte rule (see the module docstring)."""
+    """The three compiled loops of the byte rule (see the module docstring).
+
+    Example:
+        >>> from pyro_ar.ops import BernoulliSampler
+        >>> _ = torch.manual_seed(0)
+        >>> sampler = BernoulliSampler()  # runs these loops (or a reference backend)
+        >>> draws = sampler(torch.full((100000,), 0.25))
+        >>> round(draws.mean().item(), 2)
+        0.25
+    """
 
     fill_random_words: Callable[..., np.uint64]
     compare_bytes: Callable[..., None]
@@ -149,7 +158,14 @@ _bounds_checked: BernoulliKernels | None = None
 def bounds_checked_kernels() -> BernoulliKernels:
     """The same loops compiled with Numba's bounds checking, so that an out-of-bounds read or
     write raises ``IndexError`` (compiled on first use, not cached on disk: Numba's cache does
-    not key on the bounds-check flag)."""
+    not key on the bounds-check flag).
+
+    Example:
+        >>> from pyro_ar.ops import BernoulliSampler
+        >>> draws = BernoulliSampler(boundscheck=True)(torch.full((1000,), 0.5))
+        >>> draws.shape, bool(((draws == 0) | (draws == 1)).all())
+        (torch.Size([1000]), True)
+    """
     global _bounds_checked
     if _bounds_checked is None:
         _bounds_checked = _compile(boundscheck=True, cache=False)

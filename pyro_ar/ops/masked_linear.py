@@ -55,6 +55,13 @@ class ScratchPool:
     Attributes:
         allocations: How many tensors it has had to allocate (a loop that reuses its scratch
             stops allocating after its first passes).
+
+    Example:
+        >>> pool = ScratchPool()
+        >>> first = pool.take(torch.zeros(2, 3))
+        >>> pool.give_back(first)
+        >>> pool.take(torch.zeros(2, 3)) is first, pool.allocations
+        (True, 1)
     """
 
     def __init__(self, size: int = 4) -> None:
@@ -144,6 +151,10 @@ def block_plan(mask: Tensor, num_blocks: int = NUM_ROW_BLOCKS) -> list[Block]:
 
     Returns:
         ``[(r0, r1, c0, c1), ...]`` covering the rows in order.
+
+    Example:
+        >>> block_plan(torch.ones(4, 4).tril(), num_blocks=2)  # (rows, columns)
+        [(0, 2, 0, 2), (2, 4, 0, 4)]
     """
     rows, columns = mask.shape
     live = (mask != 0).cpu()
@@ -160,7 +171,12 @@ def block_plan(mask: Tensor, num_blocks: int = NUM_ROW_BLOCKS) -> list[Block]:
 
 
 def plan_area(plan: list[Block], shape: tuple[int, int]) -> float:
-    """The share of a ``shape`` weight that the blocks of ``plan`` cover."""
+    """The share of a ``shape`` weight that the blocks of ``plan`` cover.
+
+    Example:
+        >>> plan_area(block_plan(torch.ones(4, 4).tril(), num_blocks=2), (4, 4))
+        0.75
+    """
     covered = sum((end - start) * (high - low) for start, end, low, high in plan)
     return covered / max(shape[0] * shape[1], 1)
 
@@ -255,6 +271,13 @@ def masked_linear(
 
     Returns:
         Shape ``(..., out_features)``.
+
+    Example:
+        >>> x, weight, mask = torch.randn(5, 4), torch.randn(3, 4), torch.ones(3, 4).tril()
+        >>> plan = block_plan(mask, num_blocks=3)
+        >>> expected = x @ (weight * mask).T
+        >>> torch.allclose(masked_linear(x, weight, mask, plan=plan), expected, atol=1e-6)
+        True
     """
     if torch.compiler.is_compiling():
         # torch.compile traces plain products; the scratch pool's aliasing is not traceable
@@ -268,7 +291,14 @@ def masked_linear_reference(
     x: Tensor, weight: Tensor, mask: Tensor, bias: Tensor | None = None
 ) -> Tensor:
     r"""The plain-PyTorch reference of :func:`masked_linear`, :math:`x (W \odot M)^\top + b`
-    with autograd's own product rule (the path taken under :func:`torch.compile`)."""
+    with autograd's own product rule (the path taken under :func:`torch.compile`).
+
+    Example:
+        >>> x, weight = torch.ones(1, 2), torch.tensor([[1.0, 2.0]])
+        >>> mask = torch.tensor([[1.0, 0.0]])
+        >>> masked_linear_reference(x, weight, mask, bias=torch.tensor([0.5]))
+        tensor([[1.5000]])
+    """
     return F.linear(x, weight * mask, bias)
 
 
@@ -315,6 +345,12 @@ class BlockPlanner:
 
     Attributes:
         plans_computed: How many plans it has computed (cache misses).
+
+    Example:
+        >>> staircase = torch.ones(512, 512).tril()
+        >>> plan = BlockPlanner(mode="always").plan_for(staircase)
+        >>> len(plan), round(plan_area(plan, staircase.shape), 3)  # 4 blocks cover 62.5%
+        (4, 0.625)
     """
 
     def __init__(

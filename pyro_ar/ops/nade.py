@@ -212,6 +212,13 @@ def nade_hidden_logits_reference(
     scratch for every :math:`d`, :math:`O(D^2 H)`. For tests only.
 
     Shapes as in :func:`nade_hidden_logits` (``hidden_bias`` of shape ``(H,)`` or ``(N, H)``).
+
+    Example:
+        >>> x = torch.tensor([[1.0, 0.0, 1.0]])
+        >>> input_weight, hidden_bias = torch.ones(2, 3), torch.zeros(2)
+        >>> output_weight = torch.ones(3, 2)  # logit_d = V_d . sigmoid(b + W x_<d)
+        >>> nade_hidden_logits_reference(x, input_weight, hidden_bias, output_weight)
+        tensor([[1.0000, 1.4621, 1.4621]])
     """
     columns = []
     for d in range(x.shape[-1]):

@@ -43,6 +43,13 @@ def split_provenance(*tensors: T) -> tuple[list[T], frozenset]:
 
     Only the arguments themselves are unwrapped (no recursion into lists), so containers that a
     kernel mutates by identity, such as scratch pools, are never copied.
+
+    Example:
+        >>> from pyro.ops.provenance import track_provenance
+        >>> tracked = track_provenance(torch.ones(2), frozenset({"z"}))
+        >>> (plain,), provenance = split_provenance(tracked)
+        >>> type(plain).__name__, provenance
+        ('Tensor', frozenset({'z'}))
     """
     plain, provenance = [], frozenset()
     for tensor in tensors:
@@ -54,5 +61,11 @@ def split_provenance(*tensors: T) -> tuple[list[T], frozenset]:
 
 def attach_provenance(result: T, provenance: frozenset) -> T:
     """``result`` (a tensor, or a tuple/list/dict of tensors) carrying ``provenance``; unchanged
-    when ``provenance`` is empty."""
+    when ``provenance`` is empty.
+
+    Example:
+        >>> from pyro.ops.provenance import get_provenance
+        >>> get_provenance(attach_provenance(torch.ones(2), frozenset({"z"})))
+        frozenset({'z'})
+    """
     return track_provenance(result, provenance) if provenance else result

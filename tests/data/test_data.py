@@ -9,9 +9,9 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import mnist_dir
 from factories import write_fake_mnist, write_idx
 
+from conftest import mnist_dir
 from pyro_ar.data import (
     MNIST_DIR_VARIABLE,
     DataFileError,

@@ -14,6 +14,8 @@ from pyro_ar.ngram import (
     ARPAFormatError,
     DiscountError,
     NGramModel,
+    NGramTable,
+    NGramTableError,
     Vocabulary,
     class_posterior,
     count_ngrams,
@@ -196,6 +198,32 @@ def test_arpa_round_trip(method, tmp_path):
     text = path.read_text()
     assert text.startswith("\n\\data\\\nngram 1=") and text.rstrip().endswith("\\end\\")
     assert "-99\t<s>" in text  # <s> is never predicted: log10 0 written the SRILM way
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_from_tables_rebuilds_the_model_from_its_entries_in_any_float_dtype(dtype):
+    model = fit(REVIEWS, 2, "witten_bell")
+    size, tables = len(model.vocabulary), []
+    for n in range(1, model.order + 1):
+        # a bigram's key is (its first word's unigram entry = the word id) * size + word
+        keys = model.keys[n - 1]
+        columns = [keys % size] if n == 1 else [keys // size, keys % size]
+        ids = torch.stack(columns, dim=-1).flip(0)  # any row order is accepted
+        tables.append(
+            NGramTable(
+                ids,
+                model.log_probs[n - 1].flip(0).to(dtype),
+                model.log_backoffs[n - 1].flip(0).to(dtype),
+            )
+        )
+    rebuilt = NGramModel.from_tables(model.vocabulary, tables)
+    sentences = REVIEWS + ["a zebra wasted my time"]
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(
+        rebuilt.score(sentences), model.score(sentences), rtol=0, atol=tolerance * 50
+    )
+    with pytest.raises(NGramTableError, match="at least the unigram table"):
+        NGramModel.from_tables(model.vocabulary, [])
 
 
 def test_arpa_errors(tmp_path):
