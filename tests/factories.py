@@ -261,28 +261,24 @@ def nade(dtype: torch.dtype, seed: int = 0) -> Case:
     )
 
 
-def bernoulli_made(dtype: torch.dtype, seed: int = 0) -> Case:
-    network = _network(torch.Generator().manual_seed(seed), dtype, 4, 1, 2)
+def _binary_made(name: str, distribution: type, masks: int, dtype: torch.dtype, seed: int) -> Case:
+    network = _network(torch.Generator().manual_seed(seed), dtype, 4, 1, 2, masks=masks)
     return Case(
-        "bernoulli_made",
-        lambda offset: BernoulliMADE(network, offset),
+        name,
+        lambda offset: distribution(network, offset),
         2,
         dtype,
         list(network.parameters()),
         states=_binary_states(4, dtype),
     )
+
+
+def bernoulli_made(dtype: torch.dtype, seed: int = 0) -> Case:
+    return _binary_made("bernoulli_made", BernoulliMADE, 1, dtype, seed)
 
 
 def made_ensemble(dtype: torch.dtype, seed: int = 0) -> Case:
-    network = _network(torch.Generator().manual_seed(seed), dtype, 4, 1, 2, masks=3)
-    return Case(
-        "made_ensemble",
-        lambda offset: MADEEnsemble(network, offset),
-        2,
-        dtype,
-        list(network.parameters()),
-        states=_binary_states(4, dtype),
-    )
+    return _binary_made("made_ensemble", MADEEnsemble, 3, dtype, seed)
 
 
 def categorical_made(dtype: torch.dtype, seed: int = 0) -> Case:

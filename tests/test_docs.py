@@ -51,24 +51,25 @@ def test_every_module_declares_its_public_names():
     assert missing == []
 
 
+def _docstrings_of_classes_and_functions() -> dict[str, str]:
+    return {
+        f"{module}.{name}": inspect.getdoc(value) or ""
+        for module, name, value in _public_names()
+        if inspect.isclass(value) or inspect.isfunction(value)
+    }
+
+
 def test_every_public_class_and_function_has_an_example():
     # the examples run as doctests (pyproject: --doctest-modules over pyro_ar)
-    without = [
-        f"{module}.{name}"
-        for module, name, value in _public_names()
-        if (inspect.isclass(value) or inspect.isfunction(value))
-        and "Example" not in (inspect.getdoc(value) or "")
-    ]
-    assert without == []
+    docstrings = _docstrings_of_classes_and_functions()
+    assert [name for name, text in docstrings.items() if "Example" not in text] == []
 
 
 def test_every_public_class_and_function_documents_itself():
     # a docstring beyond one line: the formula or behaviour, arguments, errors
+    docstrings = _docstrings_of_classes_and_functions()
     thin = [
-        f"{module}.{name}"
-        for module, name, value in _public_names()
-        if (inspect.isclass(value) or inspect.isfunction(value))
-        and len((inspect.getdoc(value) or "").split("Example:")[0].strip()) < 40
+        name for name, text in docstrings.items() if len(text.split("Example:")[0].strip()) < 40
     ]
     assert thin == []
 
