@@ -56,7 +56,9 @@ def main() -> None:
     fit_times = []
     for _ in range(3):
         start = time.perf_counter()
-        model = NGramModel.fit(train, order=args.order, smoothing="modified_kneser_ney")
+        model = NGramModel.fit(
+            train, order=args.order, smoothing="modified_kneser_ney", special_tokens="unknown"
+        )
         fit_times.append(time.perf_counter() - start)
     fit_seconds = statistics.median(fit_times)
     test_perplexity = model.perplexity(test)

@@ -23,6 +23,7 @@ __all__ = ["OutputLock", "OutputLockedError", "remove_stale_temporaries", "write
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -75,9 +76,13 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def write_atomically(path: str | os.PathLike, data: bytes) -> Path:
+def write_atomically(
+    path: str | os.PathLike, data: bytes | bytearray | memoryview | Iterable[memoryview]
+) -> Path:
     """Writes ``data`` to a temporary file beside ``path``, flushes it to disk, then renames it
     over ``path`` (an atomic replacement on POSIX and Windows). Creates parent directories.
+    ``data`` is bytes, or an iterable of byte chunks (anything with the buffer protocol, e.g.
+    NumPy ``uint8`` arrays), written one after the other without joining them in memory.
 
     The file gets mode ``0666`` less the process umask, as a file made by ``open`` would
     (``mkstemp`` alone would leave ``0600``). Stale temporaries of ``path`` from writers that
@@ -97,7 +102,11 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> Path:
     )
     try:
         with os.fdopen(handle, "wb") as file:
-            file.write(data)
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                file.write(data)
+            else:
+                for chunk in data:
+                    file.write(chunk)
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temporary, 0o666 & ~_umask())

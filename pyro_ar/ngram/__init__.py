@@ -3,15 +3,27 @@ r"""Count-based n-gram language models: tokens and vocabularies, vectorized coun
 
 from .arpa import ARPA_ZERO, UNIGRAM_SUM_TOLERANCE, ARPAFormatError, read_arpa, write_arpa
 from .classification import class_posterior
-from .counts import NGramCounts, count_ngrams
+from .counts import NGramCounts, count_in_shards, count_ngrams, merge_counts
 from .model import NGramModel, NGramTable, NGramTableError
 from .smoothing import SMOOTHING_METHODS, DiscountError, Interpolation, smooth
-from .vocabulary import Tokenizer, UnknownTokenError, Vocabulary, pad_sequences, read_sentences
+from .vocabulary import (
+    KENLM_TOKEN_PATTERN,
+    SEPARATORS,
+    SpecialTokenError,
+    Tokenizer,
+    UnknownTokenError,
+    Vocabulary,
+    pad_sequences,
+    read_sentences,
+)
 
 __all__ = [
     "ARPA_ZERO",
     "UNIGRAM_SUM_TOLERANCE",
     "ARPAFormatError",
+    "KENLM_TOKEN_PATTERN",
+    "SEPARATORS",
+    "SpecialTokenError",
     "SMOOTHING_METHODS",
     "DiscountError",
     "Interpolation",
@@ -22,7 +34,9 @@ __all__ = [
     "Tokenizer",
     "UnknownTokenError",
     "Vocabulary",
+    "count_in_shards",
     "count_ngrams",
+    "merge_counts",
     "class_posterior",
     "pad_sequences",
     "read_arpa",

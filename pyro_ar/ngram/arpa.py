@@ -11,11 +11,18 @@ References:
 
 from __future__ import annotations
 
-__all__ = ["ARPA_ZERO", "ARPAFormatError", "UNIGRAM_SUM_TOLERANCE", "read_arpa", "write_arpa"]
+__all__ = [
+    "ARPA_ZERO",
+    "ARPAFormatError",
+    "UNIGRAM_SUM_TOLERANCE",
+    "read_arpa",
+    "split_fields",
+    "write_arpa",
+]
 
-import io
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +31,7 @@ import torch
 from torch import Tensor
 
 from ..io.files import write_atomically
+from ..ops.arpa_lines import format_arpa_lines
 from .model import NGramModel, NGramTable, NGramTableError
 from .vocabulary import BEGIN_TOKEN, END_TOKEN, UNKNOWN_TOKEN, Vocabulary
 
@@ -46,11 +54,14 @@ def _to_log10(values: torch.Tensor) -> np.ndarray:
     return np.where(np.isneginf(result), ARPA_ZERO, result)
 
 
-def write_arpa(model: NGramModel, path: str | os.PathLike, precision: int = 10) -> Path:
+def write_arpa(model: NGramModel, path: str | os.PathLike, decimals: int = 8) -> Path:
     """Writes ``model`` as an ARPA file, atomically (a crash never leaves a partial file).
 
     Every vocabulary word is a unigram; probabilities and backoff weights are written as base-10
-    logarithms with ``precision`` significant digits; a backoff weight of 1 is omitted.
+    logarithms in fixed point with ``decimals`` digits after the point (trailing zeros dropped;
+    the default 8 is finer than KenLM's float32 values), zero probabilities as ``-99``; a
+    backoff weight of 1 is omitted. Lines are formatted by
+    :func:`~pyro_ar.ops.arpa_lines.format_arpa_lines` (one compiled loop).
 
     Example:
         >>> import tempfile
@@ -58,41 +69,27 @@ def write_arpa(model: NGramModel, path: str | os.PathLike, precision: int = 10) 
         >>> model = NGramModel.fit([["a", "b", "a"], ["b", "a"]], order=2, smoothing="witten_bell")
         >>> path = write_arpa(model, Path(tempfile.mkdtemp()) / "model.arpa")
         >>> ids, _ = model.vocabulary.encode_batch([["b", "a"]])
-        >>> torch.allclose(read_arpa(path).sequence_log_probs(ids), model.sequence_log_probs(ids))
+        >>> torch.allclose(read_arpa(path).sequence_log_probs(ids), model.sequence_log_probs(ids),
+        ...                atol=1e-7)
         True
     """
+    if isinstance(decimals, bool) or not isinstance(decimals, int) or not 1 <= decimals <= 12:
+        raise ValueError(f"decimals must be an integer from 1 to 12, got {decimals!r}")
     vocabulary = model.vocabulary
-    words = np.asarray(vocabulary.itos, dtype=object)
     size = len(vocabulary)
-    buffer = io.StringIO()
-    buffer.write("\n\\data\\\n")
-    for n in range(1, model.order + 1):
-        buffer.write(f"ngram {n}={model.num_entries(n)}\n")
-    tokens = None
+    parts = [b"\n\\data\\\n"]
+    parts += [f"ngram {n}={model.num_entries(n)}\n".encode() for n in range(1, model.order + 1)]
+    tokens = np.zeros((0, 0), dtype=np.int64)
     for n in range(1, model.order + 1):
         keys = model.keys[n - 1].cpu().numpy()
-        last = keys % size
-        tokens = (
-            last[:, None] if n == 1 else np.concatenate([tokens[keys // size], last[:, None]], 1)
-        )
-        text = [" ".join(row) for row in words[tokens]]
+        last = (keys % size)[:, None]
+        tokens = last if n == 1 else np.concatenate([tokens[keys // size], last], axis=1)
         probs = _to_log10(model.log_probs[n - 1])
-        buffer.write(f"\n\\{n}-grams:\n")
-        if n < model.order:
-            backoffs = _to_log10(model.log_backoffs[n - 1])
-            lines = [
-                f"{p:.{precision}g}\t{t}\t{b:.{precision}g}\n"
-                if b != 0
-                else f"{p:.{precision}g}\t{t}\n"
-                for p, t, b in zip(probs.tolist(), text, backoffs.tolist(), strict=True)
-            ]
-        else:
-            lines = [
-                f"{p:.{precision}g}\t{t}\n" for p, t in zip(probs.tolist(), text, strict=True)
-            ]
-        buffer.writelines(lines)
-    buffer.write("\n\\end\\\n")
-    return write_atomically(path, buffer.getvalue().encode("utf-8"))
+        backoffs = _to_log10(model.log_backoffs[n - 1]) if n < model.order else None
+        parts.append(f"\n\\{n}-grams:\n".encode())
+        parts.append(format_arpa_lines(tokens, probs, backoffs, vocabulary.itos, decimals))
+    parts.append(b"\n\\end\\\n")
+    return write_atomically(path, parts)
 
 
 #: How far the unigram probabilities of a file (``<s>`` aside) may sum from one: ARPA files
@@ -122,14 +119,17 @@ def read_arpa(
     optional (without it, unknown words are an error when scoring). Every n-gram's first
     :math:`n - 1` words must be stored at the order below, as in files from SRILM and KenLM.
     ``<s>`` is never predicted: it gets probability 0 whatever the file says (KenLM's lmplz
-    writes :math:`\log_{10} p = 0` for it).
+    writes :math:`\log_{10} p = 0` for it), at every order. Lines end at ``\\n`` and fields are
+    separated by spaces, tabs and carriage returns only, as KenLM reads them, so words may hold
+    any other character (Unicode whitespace such as U+00A0 or U+3000 included).
 
     What is checked, each error naming the file and the line: the ``\data\`` header and its
     counts (non-negative integers, orders 1, 2, ...), every section and its number of entries,
-    UTF-8 text, numbers (log10 probabilities finite and at most 0, with ``-99`` for zero;
-    backoffs finite), words stored once per order, ``<s>``/``</s>`` present, unigram
-    probabilities summing to one (within :data:`UNIGRAM_SUM_TOLERANCE`), n-gram words that are
-    unigrams, and the stored prefix of every n-gram.
+    UTF-8 text, numbers (log10 probabilities at most 0, with ``-99`` or ``-inf`` for zero, as
+    SRILM and KenLM write it; backoffs finite or ``-inf``), words stored once per order,
+    ``<s>``/``</s>`` present, unigram probabilities summing to one (within
+    :data:`UNIGRAM_SUM_TOLERANCE`), n-gram words that are unigrams, and the stored prefix of
+    every n-gram.
 
     Raises:
         ARPAFormatError: naming the line and the problem.
@@ -145,11 +145,15 @@ def read_arpa(
         line 6: the \1-grams: section ends after 1 of the 2 entries that 'ngram 1=2' declares
     """
     name = os.fspath(path)
-    lines = _read_lines(path)
+    text = _read_text(path)
+    # str.split is KenLM's split unless the file holds other whitespace (U+00A0, form feed...)
+    split = split_fields if _OTHER_WHITESPACE.search(text) else str.split
+    # Lines end at "\n" only (KenLM); str.splitlines would also break at U+2028, form feed...
+    lines = text.split("\n")
     declared, position = _parse_header(lines, name)
     sections = []
     for n, expected in enumerate(declared, start=1):
-        section, position = _parse_section(lines, position, n, expected, name)
+        section, position = _parse_section(lines, position, n, expected, name, split)
         sections.append(section)
     while position < len(lines) and not lines[position].strip():
         position += 1
@@ -161,7 +165,7 @@ def read_arpa(
     return _build_model(sections, unknown_token, begin_token, end_token, name)
 
 
-def _read_lines(path: str | os.PathLike) -> list[str]:
+def _read_text(path: str | os.PathLike) -> str:
     data = Path(path).read_bytes()
     try:
         text = data.decode("utf-8")
@@ -171,7 +175,7 @@ def _read_lines(path: str | os.PathLike) -> list[str]:
             f"{os.fspath(path)}, line {line}: not UTF-8 text (byte {data[error.start]:#04x} "
             f"at offset {error.start}); ARPA files are read as UTF-8"
         ) from None
-    return text.splitlines()
+    return text
 
 
 def _parse_header(lines: list[str], name: str) -> tuple[list[int], int]:
@@ -203,8 +207,27 @@ def _parse_header(lines: list[str], name: str) -> tuple[list[int], int]:
     return declared, position
 
 
+#: What separates the fields of an ARPA line for KenLM: space, tab and carriage return.
+_FIELD_SEPARATORS = re.compile(r"[ \t\r]+")
+
+
+def split_fields(line: str) -> list[str]:
+    """The fields of an ARPA line as KenLM reads them: split on space, tab and carriage return
+    only, so a word may hold any other character (U+00A0, U+3000, form feed...).
+
+    Example:
+        >>> split_fields("-0.5\tcaf\u00e9\u00a0noir  x\t-0.1\r")
+        ['-0.5', 'café\xa0noir', 'x', '-0.1']
+    """
+    return [field for field in _FIELD_SEPARATORS.split(line) if field]
+
+
+#: Whitespace that ``str.split`` separates on but KenLM does not.
+_OTHER_WHITESPACE = re.compile(r"[^\S \t\r\n]")
+
+
 def _parse_section(
-    lines: list[str], position: int, n: int, expected: int, name: str
+    lines: list[str], position: int, n: int, expected: int, name: str, split
 ) -> tuple[_Section, int]:
     while position < len(lines) and not lines[position].strip():
         position += 1
@@ -219,7 +242,7 @@ def _parse_section(
                 f"{where}: the \\{n}-grams: section ends after {i} of the {expected} entries "
                 f"that 'ngram {n}={expected}' declares"
             )
-        fields = lines[position].split()
+        fields = split(lines[position])
         if len(fields) not in (n + 1, n + 2):
             raise ARPAFormatError(
                 f"{where}: expected {n} words with a probability and optional backoff"
@@ -229,13 +252,13 @@ def _parse_section(
             backoff = float(fields[-1]) if len(fields) == n + 2 else 0.0
         except ValueError:
             raise ARPAFormatError(f"{where}: malformed number in {lines[position]!r}") from None
-        if not math.isfinite(prob) or prob > 0:
+        if math.isnan(prob) or prob > 0:
             raise ARPAFormatError(
-                f"{where}: log10 probability {fields[0]} is not a finite number <= 0 (write "
-                f"{ARPA_ZERO:g} for probability 0)"
+                f"{where}: log10 probability {fields[0]} is not a number <= 0 (write "
+                f"{ARPA_ZERO:g} or -inf for probability 0)"
             )
-        if not math.isfinite(backoff):
-            raise ARPAFormatError(f"{where}: log10 backoff {fields[-1]} is not finite")
+        if math.isnan(backoff) or backoff == math.inf:
+            raise ARPAFormatError(f"{where}: log10 backoff {fields[-1]} is not finite or -inf")
         section.probs[i], section.backoffs[i] = prob, backoff
         section.grams.append(fields[1 : n + 1])
         section.lines.append(position + 1)
@@ -284,11 +307,11 @@ def _build_model(
                 f"{name}: a {n}-gram uses {error.args[0]!r}, which is not a unigram"
             ) from None
         probs = natural(section.probs)
-        if n == 1:
-            probs[vocabulary.begin_id == torch.tensor(ids).reshape(-1)] = -torch.inf
+        ids = torch.tensor(ids, dtype=torch.long).reshape(-1, n)
+        probs[ids[:, -1] == vocabulary.begin_id] = -torch.inf  # <s> is never predicted
         orders.append(
             NGramTable(
-                torch.tensor(ids, dtype=torch.long).reshape(-1, n),
+                ids,
                 probs,
                 natural(section.backoffs),
                 section.lines,

@@ -2,8 +2,9 @@ r"""Vectorized n-gram counting: every order's table from one ``np.unique`` over 
 
 from __future__ import annotations
 
-__all__ = ["NGramCounts", "count_ngrams"]
+__all__ = ["NGramCounts", "check_order", "count_in_shards", "count_ngrams", "merge_counts"]
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,11 @@ class NGramCounts:
         suffixes: Entry of order :math:`n-1` with the last :math:`n-1` words (-1 at order 1).
         first_words: First word of each entry.
 
+    ``first_occurrence`` holds, for each vocabulary word, the position of its first occurrence in
+    the encoded corpus (``<s> w_1 .. </s>`` sentence after sentence), or ``-1`` if it never
+    occurs: KenLM numbers words in that order (see ``discount_statistics`` in
+    :func:`~pyro_ar.ngram.smoothing.modified_kneser_ney`).
+
     Example:
         >>> sentences = [["a", "b", "a"], ["b", "a"], ["a", "a", "b"]]
         >>> counts = count_ngrams(sentences, 2, Vocabulary.build(sentences))
@@ -53,6 +59,7 @@ class NGramCounts:
     first_words: list[np.ndarray]
     num_sentences: int
     num_tokens: int
+    first_occurrence: np.ndarray | None = None
 
     def num_entries(self, order: int) -> int:
         return len(self.keys[order - 1])
@@ -76,8 +83,24 @@ class NGramCounts:
         return np.stack(columns[::-1], axis=1)
 
 
+def check_order(order: object) -> int:
+    """``order`` if it is an integer of at least 1 (``True`` is not an order), else
+    ``ValueError``.
+
+    Example:
+        >>> check_order(3)
+        3
+    """
+    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
+        raise ValueError(f"the order must be an integer of at least 1, got {order!r}")
+    return int(order)
+
+
 def count_ngrams(
-    sentences: Iterable[Sequence[str]], order: int, vocabulary: Vocabulary
+    sentences: Iterable[Sequence[str]],
+    order: int,
+    vocabulary: Vocabulary,
+    special_tokens: str = "error",
 ) -> NGramCounts:
     r"""Counts every n-gram of orders :math:`1..` ``order`` in tokenized sentences.
 
@@ -87,8 +110,15 @@ def count_ngrams(
     and every position's entry (reused by the next order). Memory and time are
     :math:`O(\text{order} \cdot T \log T)` for :math:`T` tokens.
 
+    Arguments:
+        special_tokens: ``<s>``, ``</s>`` and ``<unk>`` found in the text are an error
+            (``"error"``, as ``lmplz``), dropped (``"skip"``, ``lmplz --skip_symbols``), or,
+            for ``<unk>`` only, counted as the unknown word (``"unknown"``); see
+            :meth:`~pyro_ar.ngram.vocabulary.Vocabulary.encode_corpus`.
+
     Raises:
-        ValueError: ``order < 1`` or an empty corpus.
+        ValueError: ``order`` is not an integer of at least 1, or an empty corpus.
+        SpecialTokenError: ``<s>``, ``</s>`` or ``<unk>`` inside a sentence.
         UnknownTokenError: A token is out of a vocabulary that has no ``<unk>``.
 
     Example:
@@ -97,10 +127,29 @@ def count_ngrams(
         >>> counts.counts[0].tolist()  # unigrams <unk>, <s>, </s>, a, b
         [0, 3, 3, 5, 3]
     """
-    if not isinstance(order, int) or order < 1:
-        raise ValueError(f"the order must be an integer of at least 1, got {order!r}")
-    flat, offsets = vocabulary.encode_corpus(sentences)
+    order = check_order(order)
+    if special_tokens == "allow":
+        raise ValueError(
+            "special_tokens='allow' is for scoring; training text takes 'error', "
+            "'skip' or 'unknown'"
+        )
+    flat, offsets = vocabulary.encode_corpus(sentences, special_tokens=special_tokens)
     return count_encoded(flat, offsets, order, vocabulary)
+
+
+def _unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(values, return_index=True, return_inverse=True, return_counts=True)`` with an
+    unstable sort (about twice as fast): the index is of *some* occurrence, not the first."""
+    order = np.argsort(values)
+    ordered = values[order]
+    starts = np.empty(len(values), dtype=bool)
+    starts[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    first = np.flatnonzero(starts)
+    inverse = np.empty(len(values), dtype=np.int64)
+    inverse[order] = np.cumsum(starts) - 1
+    counts = np.diff(np.append(first, len(values)))
+    return ordered[first], order[first], inverse, counts
 
 
 def count_encoded(
@@ -121,14 +170,16 @@ def count_encoded(
     counts = [np.bincount(flat, minlength=size).astype(np.int64)]
     suffixes = [np.full(size, -1, dtype=np.int64)]
     first_words = [keys[0].copy()]
+    unique_words, first_position = np.unique(flat, return_index=True)
+    first_occurrence = np.full(size, -1, dtype=np.int64)
+    first_occurrence[unique_words] = first_position
     entry_at = flat.copy()  # entry of the current order ending at each position
     for n in range(2, order + 1):
         positions = np.flatnonzero(depth >= n - 1)
         packed = entry_at[positions - 1] * size + flat[positions]
-        unique, first, inverse, count = np.unique(
-            packed, return_index=True, return_inverse=True, return_counts=True
-        )
-        suffixes.append(entry_at[positions[first]])
+        unique, some, inverse, count = _unique(packed)
+        # every occurrence of an n-gram has the same suffix: any one gives it
+        suffixes.append(entry_at[positions[some]])
         next_entry_at = np.full(len(flat), -1, dtype=np.int64)
         next_entry_at[positions] = inverse
         entry_at = next_entry_at
@@ -148,4 +199,158 @@ def count_encoded(
         first_words=first_words,
         num_sentences=num_sentences,
         num_tokens=int(len(flat) - num_sentences),
+        first_occurrence=first_occurrence,
     )
+
+
+def _trie_from_tokens(
+    vocabulary: Vocabulary, tokens: list[np.ndarray], counts: list[np.ndarray]
+) -> tuple[list[np.ndarray], ...]:
+    """Keys, contexts, words, counts, suffixes and first words of the trie that stores the
+    n-grams ``tokens[n-1]`` (``(E_n, n)`` word ids, unique per order) with their counts."""
+    size = len(vocabulary)
+    keys, contexts, words, sorted_counts, suffixes, first_words = [], [], [], [], [], []
+    for n, (grams, values) in enumerate(zip(tokens, counts, strict=True), start=1):
+        if n == 1:
+            entry = np.arange(size, dtype=np.int64)
+            dense = np.zeros(size, dtype=np.int64)
+            np.add.at(dense, grams[:, 0], values)
+            keys.append(entry)
+            contexts.append(np.zeros(size, dtype=np.int64))
+            words.append(entry.copy())
+            sorted_counts.append(dense)
+            suffixes.append(np.full(size, -1, dtype=np.int64))
+            first_words.append(entry.copy())
+            continue
+        context = _find_entries(keys, size, grams[:, :-1])
+        suffix = _find_entries(keys, size, grams[:, 1:])
+        key = context * size + grams[:, -1]
+        order_of_keys = np.argsort(key, kind="stable")
+        keys.append(key[order_of_keys])
+        contexts.append(context[order_of_keys])
+        words.append(grams[order_of_keys, -1])
+        sorted_counts.append(values[order_of_keys])
+        suffixes.append(suffix[order_of_keys])
+        first_words.append(grams[order_of_keys, 0])
+    return keys, contexts, words, sorted_counts, suffixes, first_words
+
+
+def _find_entries(keys: list[np.ndarray], size: int, grams: np.ndarray) -> np.ndarray:
+    """Entries of the ``(E, k)`` n-grams ``grams`` in the first ``k`` orders of a trie."""
+    entry = grams[:, 0].copy()
+    for k in range(1, grams.shape[1]):
+        query = entry * size + grams[:, k]
+        position = np.searchsorted(keys[k], query)
+        entry = position  # every prefix of a counted n-gram is counted
+    return entry
+
+
+def merge_counts(*tables: NGramCounts) -> NGramCounts:
+    r"""The counts of the concatenation of the corpora counted in ``tables``: every n-gram's
+    count is the sum of its counts, sentences and tokens add up.
+
+    With :func:`count_in_shards` this counts a corpus larger than memory shard by shard; the
+    memory is bounded by the number of distinct n-grams, not by the text. All tables must share
+    one vocabulary and one order.
+
+    Example:
+        >>> sentences = [["a", "b", "a"], ["b", "a"], ["a", "a", "b"]]
+        >>> vocabulary = Vocabulary.build(sentences)
+        >>> whole = count_ngrams(sentences, 2, vocabulary)
+        >>> parts = merge_counts(count_ngrams(sentences[:1], 2, vocabulary),
+        ...                      count_ngrams(sentences[1:], 2, vocabulary))
+        >>> all((a == b).all() for a, b in zip(whole.counts, parts.counts))
+        True
+    """
+    if not tables:
+        raise ValueError("merge_counts needs at least one table")
+    first = tables[0]
+    for table in tables[1:]:
+        if table.vocabulary != first.vocabulary:
+            raise ValueError("cannot merge counts over different vocabularies")
+        if table.order != first.order:
+            raise ValueError(f"cannot merge counts of orders {first.order} and {table.order}")
+    if len(tables) == 1:
+        return first
+    size = len(first.vocabulary)
+    tokens, counts = [], []
+    for n in range(1, first.order + 1):
+        grams = np.concatenate([table.ngram_tokens(n) for table in tables])
+        values = np.concatenate([table.counts[n - 1] for table in tables])
+        if n > 1:
+            # one key per distinct n-gram: the n word ids in base V (exact below 2**63)
+            if size**n < 2**63:
+                packed = np.zeros(len(grams), dtype=np.int64)
+                for column in range(n):
+                    packed = packed * size + grams[:, column]
+                unique, inverse = np.unique(packed, return_inverse=True)
+                grams = grams[np.unique(inverse, return_index=True)[1]]
+            else:
+                grams, inverse = np.unique(grams, axis=0, return_inverse=True)
+            values = np.bincount(inverse.reshape(-1), weights=values).astype(np.int64)
+        tokens.append(grams)
+        counts.append(values)
+    keys, contexts, words, merged, suffixes, first_words = _trie_from_tokens(
+        first.vocabulary, tokens, counts
+    )
+    first_occurrence = None
+    if all(table.first_occurrence is not None for table in tables):
+        first_occurrence = np.full(size, -1, dtype=np.int64)
+        offset = 0  # the tables' corpora are concatenated in order
+        for table in tables:
+            seen = (first_occurrence < 0) & (table.first_occurrence >= 0)
+            first_occurrence[seen] = table.first_occurrence[seen] + offset
+            offset += table.num_tokens + table.num_sentences
+    return NGramCounts(
+        vocabulary=first.vocabulary,
+        order=first.order,
+        keys=keys,
+        contexts=contexts,
+        words=words,
+        counts=merged,
+        suffixes=suffixes,
+        first_words=first_words,
+        num_sentences=sum(table.num_sentences for table in tables),
+        num_tokens=sum(table.num_tokens for table in tables),
+        first_occurrence=first_occurrence,
+    )
+
+
+def count_in_shards(
+    sentences: Iterable[Sequence[str]],
+    order: int,
+    vocabulary: Vocabulary,
+    shard_size: int = 200_000,
+    special_tokens: str = "error",
+) -> NGramCounts:
+    r""":func:`count_ngrams` for a corpus read lazily (a generator, a file object): counts
+    ``shard_size`` sentences at a time and merges the tables as it goes (pairwise, like a binary
+    counter, so each n-gram is merged :math:`O(\log S)` times over :math:`S` shards). The text is
+    never held in memory; the result equals :func:`count_ngrams` on the whole corpus.
+
+    The vocabulary must be known first (e.g. from a first streaming pass with
+    :meth:`Vocabulary.build`, which only keeps word counts).
+
+    Example:
+        >>> sentences = [["a", "b", "a"], ["b", "a"], ["a", "a", "b"]]
+        >>> vocabulary = Vocabulary.build(sentences)
+        >>> lazily = count_in_shards(iter(sentences), 3, vocabulary, shard_size=1)
+        >>> lazily.counts[2].tolist() == count_ngrams(sentences, 3, vocabulary).counts[2].tolist()
+        True
+    """
+    order = check_order(order)
+    if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
+        raise ValueError(f"shard_size must be a positive integer, got {shard_size!r}")
+    iterator = iter(sentences)
+    stack: list[tuple[int, NGramCounts]] = []  # (number of shards merged, table)
+    while True:
+        shard = [list(s) for s in itertools.islice(iterator, shard_size)]
+        if not shard:
+            break
+        table, weight = count_ngrams(shard, order, vocabulary, special_tokens), 1
+        while stack and stack[-1][0] == weight:
+            table, weight = merge_counts(stack.pop()[1], table), 2 * weight
+        stack.append((weight, table))
+    if not stack:
+        raise ValueError("cannot count n-grams of an empty corpus")
+    return merge_counts(*(table for _, table in stack))

@@ -6,18 +6,23 @@ from __future__ import annotations
 __all__ = ["NGramModel", "NGramTable", "NGramTableError"]
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .counts import NGramCounts, count_ngrams
-from .smoothing import Interpolation, smooth
+from ..ops.backoff_scores import (
+    BackoffTables,
+    backoff_log_probs,
+    backoff_log_probs_reference,
+    find_entries,
+)
+from ..ops.provenance import attach_provenance, split_provenance
+from .counts import NGramCounts, check_order, count_ngrams
+from .smoothing import Interpolation, prune, smooth
 from .vocabulary import Vocabulary, token_lists
-
-_SORT_QUERIES_ABOVE = 8192
 
 
 class NGramTableError(ValueError):
@@ -133,6 +138,9 @@ class NGramModel:
         self.log_backoffs = list(log_backoffs)
         self.description = description
         self.discounts = list(discounts)
+        # the flat tables of the compiled scorer, built on first use (the tables never change)
+        self._compiled_tables: BackoffTables | None = None
+        self._begin_resets: bool | None = None
 
     # ----------------------------------------------------------------------------- building
     @classmethod
@@ -143,9 +151,16 @@ class NGramModel:
         smoothing: str = "modified_kneser_ney",
         vocabulary: Vocabulary | None = None,
         min_count: int = 1,
+        prune: Sequence[int] | None = None,
+        limit_vocabulary: Iterable[str] | None = None,
+        special_tokens: str = "error",
         **options,
     ) -> NGramModel:
         r"""Counts the n-grams of tokenized sentences and smooths them.
+
+        With the defaults this is KenLM's ``lmplz -o order`` (modified Kneser-Ney, interpolated
+        unigrams): the same n-grams, discounts and probabilities (to ``lmplz``'s float32
+        precision), given the same sentences (see ``read_sentences(kenlm_compatible=True)``).
 
         Arguments:
             sentences: Lists of tokens (strings are split on whitespace).
@@ -153,15 +168,37 @@ class NGramModel:
             smoothing: A method of :data:`~pyro_ar.ngram.smoothing.SMOOTHING_METHODS`:
                 ``maximum_likelihood``, ``additive`` (option ``k``), ``witten_bell``,
                 ``absolute_discounting`` / ``kneser_ney`` (option ``discount``),
-                ``modified_kneser_ney`` (options ``discounts``, ``discount_fallback``).
+                ``modified_kneser_ney`` (options ``discounts``, ``discount_fallback``,
+                ``interpolate_unigrams``).
             vocabulary: Default: built from the sentences with ``min_count`` and ``<unk>``.
+            prune: Count thresholds per order, ``lmplz --prune`` style (``[0, 1, 1]`` drops the
+                bigrams and trigrams seen once); see :func:`~pyro_ar.ngram.smoothing.prune`.
+            limit_vocabulary: Keep only n-grams made of these words (``lmplz
+                --limit_vocab_file``); the other words leave the vocabulary and read as
+                ``<unk>``.
+            special_tokens: ``<s>``, ``</s>`` or ``<unk>`` in the text raise
+                :class:`~pyro_ar.ngram.vocabulary.SpecialTokenError` (``"error"``, as
+                ``lmplz``); ``"skip"`` drops them (``lmplz --skip_symbols``); ``"unknown"``
+                counts a literal ``<unk>`` as the unknown word (Penn Treebank text).
+
+        Example:
+            >>> corpus = [["a", "b", "c"], ["a", "b"], ["b", "c", "a"], ["c", "a", "b"]] * 3
+            >>> full = NGramModel.fit(corpus, order=2, smoothing="witten_bell")
+            >>> pruned = NGramModel.fit(corpus, order=2, smoothing="witten_bell", prune=[0, 3])
+            >>> full.num_entries(2), pruned.num_entries(2)  # bigrams seen more than 3 times
+            (9, 5)
         """
+        order = check_order(order)
         sentences = token_lists(sentences)
         if len(sentences) == 0:
             raise ValueError("cannot fit an n-gram model to an empty corpus")
         if vocabulary is None:
             vocabulary = Vocabulary.build(sentences, min_count=min_count)
-        return cls.from_counts(count_ngrams(sentences, order, vocabulary), smoothing, **options)
+        counts = count_ngrams(sentences, order, vocabulary, special_tokens=special_tokens)
+        weights = smooth(counts, smoothing, **options)
+        if prune is None and limit_vocabulary is None:
+            return cls.from_interpolation(counts, weights)
+        return cls.from_pruned(counts, weights, prune, limit_vocabulary)
 
     @classmethod
     def from_tables(
@@ -242,11 +279,26 @@ class NGramModel:
 
     @classmethod
     def from_interpolation(cls, counts: NGramCounts, weights: Interpolation) -> NGramModel:
-        r"""Backoff form of interpolation weights: :math:`P_1(w) = \alpha_1(w) + \gamma_1 / V`,
-        :math:`P_n(h\,w) = \alpha_n(h, w) + \gamma_n(h) P_{n-1}(h'\,w)`, :math:`B_n(h) =
-        \gamma_{n+1}(h)`."""
+        r"""Backoff form of interpolation weights: :math:`P_1(w) = \alpha_1(w) + \gamma_1
+        p_0(w)`, :math:`P_n(h\,w) = \alpha_n(h, w) + \gamma_n(h) P_{n-1}(h'\,w)`,
+        :math:`B_n(h) = \gamma_{n+1}(h)`, with :math:`p_0` uniform over the predicted symbols
+        unless ``weights.base`` says otherwise."""
+        log_probs, log_backoffs = cls._backoff_tables(counts, weights)
+        keys = [torch.from_numpy(k.copy()) for k in counts.keys]
+        return cls(
+            counts.vocabulary, keys, log_probs, log_backoffs, weights.method, weights.discounts
+        )
+
+    @staticmethod
+    def _backoff_tables(
+        counts: NGramCounts, weights: Interpolation
+    ) -> tuple[list[Tensor], list[Tensor]]:
         vocabulary = counts.vocabulary
-        probs = weights.alphas[0] + weights.gammas[0][0] / vocabulary.num_predictable
+        if weights.base is None:
+            base = np.full(len(vocabulary), 1.0 / vocabulary.num_predictable)
+        else:
+            base = np.asarray(weights.base, dtype=np.float64)
+        probs = weights.alphas[0] + weights.gammas[0][0] * base
         probs[vocabulary.begin_id] = 0.0
         tables = [probs]
         for n in range(2, counts.order + 1):
@@ -259,8 +311,58 @@ class NGramModel:
                 torch.from_numpy(np.log(weights.gammas[n])) for n in range(1, counts.order)
             ]
         log_backoffs.append(torch.zeros(counts.num_entries(counts.order), dtype=torch.float64))
-        keys = [torch.from_numpy(k.copy()) for k in counts.keys]
-        return cls(vocabulary, keys, log_probs, log_backoffs, weights.method, weights.discounts)
+        return log_probs, log_backoffs
+
+    @classmethod
+    def from_pruned(
+        cls,
+        counts: NGramCounts,
+        weights: Interpolation,
+        thresholds: Sequence[int] | None = None,
+        limit_vocabulary: Iterable[str] | None = None,
+    ) -> NGramModel:
+        """The model of :func:`~pyro_ar.ngram.smoothing.prune`'s weights, holding only the kept
+        n-grams; words removed from the vocabulary leave it (they read as ``<unk>``).
+
+        Example:
+            >>> from pyro_ar.ngram import Vocabulary, count_ngrams, smooth
+            >>> corpus = [["a", "b"], ["a", "b"], ["a", "c"]]
+            >>> counts = count_ngrams(corpus, 2, Vocabulary.build(corpus))
+            >>> model = NGramModel.from_pruned(counts, smooth(counts, "witten_bell"),
+            ...                                limit_vocabulary=["a", "b"])
+            >>> after_begin = model.next_log_probs(torch.tensor([[1]])).exp()[0]
+            >>> model.vocabulary.itos, round(after_begin.sum().item(), 6)  # c is gone
+            (['<unk>', '<s>', '</s>', 'a', 'b'], 1.0)
+        """
+        vocabulary = counts.vocabulary
+        pruned, kept = prune(counts, weights, thresholds, limit_vocabulary)
+        log_probs, log_backoffs = cls._backoff_tables(counts, pruned)
+        if not kept[0].all() and vocabulary.unknown_id is None:
+            raise ValueError(
+                "pruning removes words from a vocabulary without an unknown token; build the "
+                "vocabulary with unknown_token='<unk>'"
+            )
+        new_vocabulary = Vocabulary(
+            [w for w, keep in zip(vocabulary.itos, kept[0].tolist(), strict=True) if keep],
+            vocabulary.unknown_token,
+            vocabulary.begin_token,
+            vocabulary.end_token,
+        )
+        new_id = torch.full((len(vocabulary),), -1, dtype=torch.long)
+        kept_ids = torch.from_numpy(np.flatnonzero(kept[0]))
+        new_id[kept_ids] = torch.tensor(
+            [new_vocabulary.stoi[vocabulary.itos[i]] for i in kept_ids.tolist()]
+        )
+        tables = []
+        for n in range(1, counts.order + 1):
+            keep = torch.from_numpy(kept[n - 1])
+            ids = new_id[torch.from_numpy(counts.ngram_tokens(n))[keep]]
+            tables.append(NGramTable(ids, log_probs[n - 1][keep], log_backoffs[n - 1][keep]))
+        description = f"{pruned.method} (pruned: thresholds {thresholds}"
+        description += ", limited vocabulary)" if limit_vocabulary is not None else ")"
+        model = cls.from_tables(new_vocabulary, tables, description)
+        model.discounts = list(weights.discounts)
+        return model
 
     # ------------------------------------------------------------------------------ basics
     @property
@@ -317,16 +419,8 @@ class NGramModel:
 
     def _find(self, order: int, context_entries: Tensor, words: Tensor) -> Tensor:
         """:meth:`lookup` for 1-D queries whose context entries are all stored."""
-        keys = self.keys[order - 1]
         query = context_entries * len(self.vocabulary) + words
-        if len(query) > _SORT_QUERIES_ABOVE:
-            # Sorted queries walk the table in order: about twice as fast on large batches.
-            query, order_of_query = torch.sort(query)
-            position = torch.searchsorted(keys, query).clamp_(max=len(keys) - 1)
-            found = torch.where(keys[position] == query, position, -1)
-            return torch.empty_like(found).index_put_((order_of_query,), found)
-        position = torch.searchsorted(keys, query).clamp_(max=len(keys) - 1)
-        return torch.where(keys[position] == query, position, -1)
+        return find_entries(self.keys[order - 1], query)
 
     def entries(self, ids: Tensor) -> list[Tensor]:
         r"""For every position :math:`t` of ``ids (..., T)`` and order :math:`k`, the entry of
@@ -348,25 +442,47 @@ class NGramModel:
         Per position: the longest stored n-gram ending there gives :math:`\log P`, plus the log
         backoff weights of the stored contexts longer than it; one pass per order."""
         self.check_ids(ids)
-        # A trailing <s> gives every position a successor; no stored n-gram ends with <s>.
-        flat = torch.cat([ids.reshape(-1), ids.new_full((1,), self.vocabulary.begin_id)])
-        scores = self.log_probs[0][flat]
-        # Order k only visits positions whose (k-1)-word context is stored, i.e. the positions
-        # after a match at order k - 1, so the work shrinks with the order.
-        position = torch.arange(1, len(flat), device=flat.device)
-        context = flat[:-1]
-        for k in range(2, self.order + 1):
-            if len(position) == 0:
-                break
-            entry = self._find(k, context, flat[position])
-            found = entry >= 0
-            backed_off = scores[position] + self.log_backoffs[k - 2][context]
-            scores[position] = torch.where(
-                found, self.log_probs[k - 1][entry.clamp(min=0)], backed_off
+        flat = ids.reshape(-1)
+        segments = None
+        if flat.device.type == "cpu" and self._begin_resets_context():
+            # each <s> starts afresh: the pieces between them are independent (and faster)
+            starts = torch.nonzero(flat[1:] == self.vocabulary.begin_id).squeeze(1) + 1
+            segments = np.concatenate([[0], starts.numpy()])
+        return self._flat_log_probs(flat, segments).reshape(ids.shape)
+
+    def _begin_resets_context(self) -> bool:
+        """Whether no context crosses a ``<s>`` in a stream: ``<s>`` has probability 0 and no
+        stored n-gram ends with it (true of every fitted model and ARPA file read here)."""
+        if self._begin_resets is None:
+            begin = self.vocabulary.begin_id
+            size = len(self.vocabulary)
+            self._begin_resets = bool(self.log_probs[0][begin] == -torch.inf) and not any(
+                bool((keys % size == begin).any()) for keys in self.keys[1:]
             )
-            hit = torch.nonzero(found).squeeze(1)
-            position, context = position[hit] + 1, entry[hit]
-        return scores[:-1].reshape(ids.shape)
+        return self._begin_resets
+
+    def _flat_log_probs(self, flat: Tensor, segments: np.ndarray | None = None) -> Tensor:
+        """:meth:`stream_log_probs` of a 1-D stream: the compiled kernel on the CPU (in
+        parallel over ``segments``, independent pieces such as sentences), the torch reference
+        elsewhere and under ``torch.compile``."""
+        compiled = (
+            flat.device.type == "cpu"
+            and not torch.compiler.is_compiling()
+            and not any(t.requires_grad for t in self.log_probs + self.log_backoffs)
+        )
+        if compiled:
+            # the kernel sees plain ids; their provenance (Pyro's dependency tracking) is
+            # carried over to the scores
+            (plain,), provenance = split_provenance(flat)
+            if self._compiled_tables is None:
+                self._compiled_tables = BackoffTables.build(
+                    self.keys, self.log_probs, self.log_backoffs, len(self.vocabulary)
+                )
+            scores = backoff_log_probs(plain, self._compiled_tables, self.order, segments)
+            return attach_provenance(scores, provenance)
+        return backoff_log_probs_reference(
+            flat, self.keys, self.log_probs, self.log_backoffs, len(self.vocabulary)
+        )
 
     def sequence_log_probs(self, ids: Tensor, prefix: Tensor | None = None) -> Tensor:
         r"""Per-token :math:`\log p(x_t \mid \texttt{<s>}, \text{prefix}, x_{<t})` of
@@ -447,7 +563,7 @@ class NGramModel:
             raise ValueError("no sentences to score")
         flat, offsets = self.vocabulary.encode_corpus(sentences)
         ids = torch.from_numpy(flat).to(self.device)
-        scores = self.stream_log_probs(ids.unsqueeze(0)).squeeze(0)
+        scores = self._flat_log_probs(ids, segments=offsets[:-1])  # sentence by sentence
         predicted = torch.ones(len(flat), dtype=torch.bool, device=self.device)
         predicted[torch.from_numpy(offsets[:-1]).to(self.device)] = False
         lengths = torch.from_numpy(np.diff(offsets) - 1)

@@ -34,13 +34,16 @@ __all__ = [
     "additive",
     "kneser_ney",
     "maximum_likelihood",
+    "lmplz_raw_count_entries",
     "modified_kneser_ney",
+    "prune",
     "smooth",
+    "unigram_base",
     "witten_bell",
 ]
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,6 +81,10 @@ class Interpolation:
             array of one element (the empty context).
         discounts: The discounts used, per order (empty for methods without discounts).
         method: The method's name.
+        base: :math:`p_0` over the vocabulary (``<s>`` has 0): ``None`` for the uniform
+            distribution over the :math:`V` predicted symbols; a point mass on ``<unk>`` for
+            ``interpolate_unigrams=False`` (SRILM's and ``lmplz --interpolate_unigrams 0``'s
+            unigrams, in which ``<unk>`` receives all the interpolation mass).
 
     Example:
         >>> sentences = [["a", "b", "a"], ["b", "a"], ["a", "a", "b"]]
@@ -92,6 +99,7 @@ class Interpolation:
     gammas: list[np.ndarray]
     method: str
     discounts: list[tuple[float, ...]] = field(default_factory=list)
+    base: np.ndarray | None = None
 
 
 def _predicted_counts(counts: NGramCounts, order: int, values: np.ndarray) -> np.ndarray:
@@ -235,16 +243,24 @@ def _three_discounts(
     values: np.ndarray, order: int, fallback: Sequence[float] | None
 ) -> tuple[float, float, float]:
     r"""Chen & Goodman's :math:`D_k = k - (k + 1) Y n_{k+1} / n_k`, :math:`Y = n_1 / (n_1 +
-    2 n_2)`, for :math:`k = 1, 2, 3`. Each must lie in :math:`(0, k]`."""
+    2 n_2)`, for :math:`k = 1, 2, 3`, under KenLM ``lmplz``'s rules: :math:`n_1, n_2, n_3 > 0`
+    (:math:`n_4 = 0` is allowed and gives :math:`D_{3+} = 3`) and :math:`0 \le D_k \le k`.
+    Where they fail, the whole order takes ``fallback`` (as ``lmplz --discount_fallback``)."""
     n = _count_of_counts(values, 4).astype(np.float64)
     problem = None
-    if np.any(n == 0):
-        problem = f"count-of-counts n1..n4 = {n.astype(int).tolist()} include a zero"
+    if np.any(n[:3] == 0):
+        k = int(np.flatnonzero(n[:3] == 0)[0]) + 1
+        problem = (
+            f"no {order}-gram has adjusted count {k} (count-of-counts n1..n4 = "
+            f"{n.astype(int).tolist()}), so D{k} cannot be estimated"
+        )
     else:
         y = n[0] / (n[0] + 2 * n[1])
         discounts = tuple(float(k - (k + 1) * y * n[k] / n[k - 1]) for k in (1, 2, 3))
-        if not all(0 < d <= k for d, k in zip(discounts, (1, 2, 3), strict=True)):
-            problem = f"estimated discounts {discounts} are outside (0, k]"
+        outside = [k for d, k in zip(discounts, (1, 2, 3), strict=True) if not 0 <= d <= k]
+        if outside:
+            k = outside[0]
+            problem = f"the estimate D{k} = {discounts[k - 1]:.6g} is outside [0, {k}]"
     if problem is None:
         return discounts
     if fallback is None:
@@ -339,6 +355,8 @@ def modified_kneser_ney(
     counts: NGramCounts,
     discounts: Sequence[Sequence[float]] | None = None,
     discount_fallback: Sequence[float] | None = None,
+    interpolate_unigrams: bool = True,
+    discount_statistics: str = "lmplz",
 ) -> Interpolation:
     r"""Interpolated modified Kneser-Ney (Chen & Goodman 1998, eq. 19): Kneser-Ney counts with
     three discounts per order, :math:`D(c) = D_1, D_2, D_{3+}` for :math:`c = 1, 2, \ge 3`,
@@ -348,9 +366,21 @@ def modified_kneser_ney(
 
     Arguments:
         discounts: ``(D1, D2, D3+)`` per order, overriding the estimates.
-        discount_fallback: Used for an order whose estimates are impossible (a zero
-            count-of-count or a discount outside :math:`(0, k]`, typical of tiny corpora);
-            ``None`` raises :class:`DiscountError` instead.
+        discount_fallback: Used for an order whose estimates are impossible under ``lmplz``'s
+            rules (:math:`n_1`, :math:`n_2` or :math:`n_3` zero, or an estimate outside
+            :math:`[0, k]`; typical of tiny corpora); ``None`` raises :class:`DiscountError`
+            instead.
+        interpolate_unigrams: ``True`` (KenLM's default): the unigrams are interpolated with
+            the uniform distribution, :math:`p_1(w) = \alpha_1(w) + \gamma_1 / V`. ``False``
+            (SRILM, ``lmplz --interpolate_unigrams 0``): :math:`p_1(w) = \alpha_1(w)` and
+            ``<unk>`` gets all of :math:`\gamma_1`.
+        discount_statistics: Which count-of-counts :math:`n_k` estimate the discounts.
+            ``"lmplz"`` (default): exactly KenLM's ``lmplz``, which, below the highest order,
+            counts one n-gram per order with its raw count instead of its Kneser-Ney count (the
+            suffix of the last highest-order n-gram in its sort order, an artefact of its
+            streaming pass); this matters only on tiny corpora, where it can decide whether a
+            discount is estimable. ``"exact"``: every n-gram with its Kneser-Ney count, as
+            Chen & Goodman define them.
 
     Example:
         >>> from pyro_ar.ngram import Vocabulary, count_ngrams
@@ -361,6 +391,11 @@ def modified_kneser_ney(
     """
     if discounts is not None and len(discounts) != counts.order:
         raise ValueError(f"expected (D1, D2, D3+) for each of the {counts.order} orders")
+    if discount_statistics not in ("lmplz", "exact"):
+        raise ValueError(
+            f"discount_statistics must be 'lmplz' or 'exact', got {discount_statistics!r}"
+        )
+    raw_count_entries = lmplz_raw_count_entries(counts) if discount_statistics == "lmplz" else {}
     alphas, gammas, used = [], [], []
     for n in range(1, counts.order + 1):
         values = _predicted_counts(counts, n, _kneser_ney_counts(counts, n))
@@ -369,14 +404,108 @@ def modified_kneser_ney(
             if len(d) != 3 or not all(0 <= x <= k for x, k in zip(d, (1, 2, 3), strict=True)):
                 raise ValueError(f"discounts of order {n} must be (D1, D2, D3+) with 0 <= Dk <= k")
         else:
-            d = _three_discounts(values, n, discount_fallback)
+            statistics = values
+            if n in raw_count_entries:
+                statistics = values.copy()
+                statistics[raw_count_entries[n]] = counts.counts[n - 1][raw_count_entries[n]]
+            d = _three_discounts(statistics, n, discount_fallback)
         per_entry = np.select([values == 1, values == 2, values >= 3], list(d), default=0.0)
         mass = _per_context(counts, n, per_entry)
         alpha, gamma = _interpolate(counts, n, values, values - per_entry, mass)
         alphas.append(alpha)
         gammas.append(gamma)
         used.append(d)
-    return Interpolation(alphas, gammas, "modified_kneser_ney", used)
+    return Interpolation(
+        alphas, gammas, "modified_kneser_ney", used, unigram_base(counts, interpolate_unigrams)
+    )
+
+
+def lmplz_raw_count_entries(counts: NGramCounts) -> dict[int, int]:
+    r"""The entry, per order below the highest, that KenLM's ``lmplz`` enters into its
+    count-of-counts with its raw count instead of its Kneser-Ney count.
+
+    ``lmplz`` numbers words by first occurrence (``<unk>``, ``<s>``, ``</s>``, then the corpus
+    order), pads each sentence with :math:`N - 1` ``<s>`` and streams the highest-order n-grams
+    in *suffix order* (last word first). When the stream ends, the n-grams still open, the
+    suffixes of the last one, are flushed with their raw counts. N-grams that start with ``<s>``
+    have equal raw and Kneser-Ney counts and are left out.
+
+    Example:
+        >>> from pyro_ar.ngram import Vocabulary, count_ngrams
+        >>> corpus = [["a", "b"], ["b", "c"]]
+        >>> counts = count_ngrams(corpus, 2, Vocabulary.build(corpus))
+        >>> counts.vocabulary.itos[lmplz_raw_count_entries(counts)[1]]  # c: last to appear
+        'c'
+    """
+    if counts.order == 1 or counts.first_occurrence is None:
+        return {}
+    vocabulary = counts.vocabulary
+    specials = [vocabulary.begin_id, vocabulary.end_id]
+    if vocabulary.unknown_id is not None:
+        specials = [vocabulary.unknown_id] + specials
+    # KenLM ids: specials 0, 1, 2, then by first occurrence (words never seen last)
+    never = counts.first_occurrence < 0
+    rank = np.where(never, np.iinfo(np.int64).max, counts.first_occurrence).astype(np.float64)
+    rank[specials] = -np.arange(len(specials), 0, -1)
+    kenlm_id = np.empty(len(vocabulary), dtype=np.int64)
+    kenlm_id[np.argsort(rank, kind="stable")] = np.arange(len(vocabulary))
+    begin = vocabulary.begin_id
+    # Candidates: the highest-order entries, and the shorter entries that start with <s> (the
+    # padded n-grams). The last in suffix order has the largest last word, then the largest
+    # word before it, and so on: filter column by column instead of sorting.
+    best_key, best = None, None
+    for n in range(2, counts.order + 1):
+        if n == counts.order:
+            entries = np.arange(counts.num_entries(n))
+        else:
+            entries = np.flatnonzero(counts.first_words[n - 1] == begin)
+        if len(entries) == 0:
+            continue
+        key = []
+        current, level = entries, n
+        while len(key) < counts.order:
+            if level == 0:  # padding
+                key.append(int(kenlm_id[begin]))
+                continue
+            word_ids = kenlm_id[counts.words[level - 1][current]]
+            top = word_ids.max()
+            keep = word_ids == top
+            entries, current = entries[keep], current[keep]
+            key.append(int(top))
+            current = counts.contexts[level - 1][current]
+            level -= 1
+        if best_key is None or tuple(key) > best_key:
+            best_key, best = tuple(key), (n, int(entries[0]))
+    n, entry = best
+    result = {}
+    for lower in range(n - 1, 0, -1):
+        entry = int(counts.suffixes[lower][entry])
+        if counts.first_words[lower - 1][entry] != begin:
+            result[lower] = entry
+    return result
+
+
+def unigram_base(counts: NGramCounts, interpolate_unigrams: bool) -> np.ndarray | None:
+    """:attr:`Interpolation.base` for ``interpolate_unigrams``: ``None`` (uniform) or a point
+    mass on ``<unk>``.
+
+    Example:
+        >>> from pyro_ar.ngram import Vocabulary, count_ngrams
+        >>> counts = count_ngrams([["a", "b"]], 1, Vocabulary.build([["a", "b"]]))
+        >>> unigram_base(counts, interpolate_unigrams=False).tolist()  # <unk> <s> </s> a b
+        [1.0, 0.0, 0.0, 0.0, 0.0]
+    """
+    if interpolate_unigrams:
+        return None
+    unknown = counts.vocabulary.unknown_id
+    if unknown is None:
+        raise ValueError(
+            "interpolate_unigrams=False gives the interpolation mass to <unk>, but the "
+            "vocabulary has no unknown token"
+        )
+    base = np.zeros(len(counts.vocabulary))
+    base[unknown] = 1.0
+    return base
 
 
 #: Smoothing methods by name (``NGramModel.fit(..., smoothing=name, **options)``).
@@ -405,3 +534,88 @@ def smooth(counts: NGramCounts, method: str, **options) -> Interpolation:
             f"unknown smoothing {method!r}; choose one of {', '.join(SMOOTHING_METHODS)}"
         )
     return SMOOTHING_METHODS[method](counts, **options)
+
+
+def prune(
+    counts: NGramCounts,
+    weights: Interpolation,
+    thresholds: Sequence[int] | None = None,
+    limit_vocabulary: Iterable[str] | None = None,
+) -> tuple[Interpolation, list[np.ndarray]]:
+    r"""Count pruning and vocabulary limiting as KenLM's ``lmplz --prune`` and
+    ``--limit_vocab_file`` do them.
+
+    An n-gram of order :math:`n` is removed when its raw count is at most ``thresholds[n-1]``,
+    or when it contains a word outside ``limit_vocabulary``; ``<unk>``, ``<s>`` and ``</s>`` are
+    never removed. A removed n-gram's weight :math:`\alpha_n(h, w)` moves to its context's
+    :math:`\gamma_n(h)`, so :math:`p_n(w \mid h)` backs off to :math:`p_{n-1}(w \mid h')` and
+    every conditional still sums to one; discounts are those of the unpruned counts (as in
+    ``lmplz``). Words removed from the vocabulary leave it: :math:`p_0` becomes uniform over the
+    kept words, so the unigrams still sum to one. Thresholds must not decrease with the order
+    (so the prefix and suffix of every kept n-gram are kept); the last one applies to the orders
+    above it, as in ``lmplz``.
+
+    Arguments:
+        thresholds: One per order from 1 (``[0, 1, 1]`` = ``--prune 0 1 1``), or ``None``.
+        limit_vocabulary: The words allowed in the model, or ``None``.
+
+    Returns:
+        The pruned weights and, per order, which entries are kept (a boolean mask).
+
+    Example:
+        >>> from pyro_ar.ngram import Vocabulary, count_ngrams
+        >>> corpus = [["a", "b"], ["a", "b"], ["a", "c"]]
+        >>> counts = count_ngrams(corpus, 2, Vocabulary.build(corpus))
+        >>> weights, kept = prune(counts, witten_bell(counts), thresholds=[0, 1])
+        >>> int(kept[1].sum()), counts.num_entries(2)  # the bigrams seen once are gone
+        (3, 6)
+    """
+    order = counts.order
+    vocabulary = counts.vocabulary
+    specials = [vocabulary.begin_id, vocabulary.end_id]
+    if vocabulary.unknown_id is not None:
+        specials.append(vocabulary.unknown_id)
+    removed_word = np.zeros(len(vocabulary), dtype=bool)
+    if limit_vocabulary is not None:
+        allowed = set(limit_vocabulary)
+        removed_word = np.array([word not in allowed for word in vocabulary.itos])
+    if thresholds is not None:
+        thresholds = [int(t) for t in thresholds]
+        if not thresholds or len(thresholds) > order or any(t < 0 for t in thresholds):
+            raise ValueError(
+                f"pruning thresholds must be 1 to {order} non-negative counts, got {thresholds}"
+            )
+        if any(b < a for a, b in zip(thresholds, thresholds[1:], strict=False)):
+            raise ValueError(
+                f"pruning thresholds must not decrease with the order (got {thresholds}): "
+                "otherwise the prefix of a kept n-gram could be removed"
+            )
+        thresholds = thresholds + [thresholds[-1]] * (order - len(thresholds))
+        if thresholds[0] > 0:
+            removed_word |= counts.counts[0] <= thresholds[0]
+    removed_word[specials] = False
+    kept, alphas, gammas = [], [], []
+    contains_removed = removed_word
+    for n in range(1, order + 1):
+        if n > 1:
+            contains_removed = (
+                contains_removed[counts.contexts[n - 1]] | removed_word[counts.words[n - 1]]
+            )
+        keep = ~contains_removed
+        if thresholds is not None and n > 1:
+            keep &= counts.counts[n - 1] > thresholds[n - 1]
+        alpha = np.where(keep, weights.alphas[n - 1], 0.0)
+        moved = np.bincount(
+            counts.contexts[n - 1],
+            weights=np.where(keep, 0.0, weights.alphas[n - 1]),
+            minlength=len(weights.gammas[n - 1]),
+        )
+        kept.append(keep)
+        alphas.append(alpha)
+        gammas.append(weights.gammas[n - 1] + moved)
+    base = weights.base
+    if base is None and not kept[0].all():
+        # the removed words leave the vocabulary: p_0 is uniform over the kept ones (lmplz)
+        base = kept[0] & (np.arange(len(vocabulary)) != vocabulary.begin_id)
+        base = base / base.sum()
+    return Interpolation(alphas, gammas, weights.method, weights.discounts, base), kept

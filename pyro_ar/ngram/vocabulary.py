@@ -7,7 +7,12 @@ __all__ = [
     "token_lists",
     "BEGIN_TOKEN",
     "END_TOKEN",
+    "KENLM_TOKEN_PATTERN",
+    "SEPARATORS",
+    "SPECIAL_TOKEN_MODES",
+    "check_token",
     "UNKNOWN_TOKEN",
+    "SpecialTokenError",
     "Tokenizer",
     "UnknownTokenError",
     "Vocabulary",
@@ -31,6 +36,67 @@ BEGIN_TOKEN = "<s>"
 END_TOKEN = "</s>"
 #: Out-of-vocabulary symbol.
 UNKNOWN_TOKEN = "<unk>"
+#: The characters that separate tokens in KenLM's ``lmplz`` input and in ARPA files (NUL, tab,
+#: newline, carriage return, space). No token may contain one; any other character, Unicode
+#: whitespace such as U+00A0 or U+3000 included, is part of a token.
+SEPARATORS = "\x00\t\n\r "
+#: A :class:`Tokenizer` pattern that splits a line exactly as ``lmplz`` does.
+KENLM_TOKEN_PATTERN = r"[^\x00\t\n\r ]+"
+_SEPARATOR = re.compile(r"[\x00\t\n\r ]")
+#: Characters on which str.split and lmplz disagree: NUL, and whitespace other than SEPARATORS.
+_NOT_KENLM_SPACE = re.compile(r"[\x00]|[^\S\t\n\r ]")
+#: The ways :meth:`Vocabulary.encode_corpus` treats ``</s>`` and ``<unk>`` found in text.
+SPECIAL_TOKEN_MODES = ("allow", "error", "skip", "unknown")
+
+
+class SpecialTokenError(ValueError):
+    """A training sentence contains ``<s>``, ``</s>`` or ``<unk>`` as text.
+
+    Sentence boundaries are added by the library and ``<unk>`` stands for the words outside the
+    vocabulary, so these symbols in training text would be counted as something else; KenLM's
+    ``lmplz`` rejects them the same way. Pass ``special_tokens="skip"`` (``lmplz
+    --skip_symbols``) to drop them as if they were whitespace, or ``special_tokens="unknown"``
+    to count a literal ``<unk>`` as the unknown word. ``sentence`` is the index of the offending
+    sentence.
+
+    Example:
+        >>> from pyro_ar.ngram import NGramModel
+        >>> try:
+        ...     NGramModel.fit([["a", "</s>", "b"]], order=2, smoothing="witten_bell")
+        ... except SpecialTokenError as error:
+        ...     print(error.sentence, error.token)
+        0 </s>
+    """
+
+    def __init__(self, message: str, sentence: int, token: str) -> None:
+        super().__init__(message)
+        self.sentence = sentence
+        self.token = token
+
+
+def check_token(token: str) -> None:
+    """Raises ``ValueError`` unless ``token`` can be written to an ARPA file and read back: not
+    empty and without a :data:`SEPARATORS` character.
+
+    Example:
+        >>> check_token("caf\u00e9\u00a0noir")  # a no-break space is part of a token, as in KenLM
+        >>> try:
+        ...     check_token("two words")
+        ... except ValueError as error:
+        ...     print(str(error)[:44])
+        the token 'two words' contains a separator
+    """
+    if not isinstance(token, str):
+        raise TypeError(f"tokens must be strings, got {type(token).__name__} {token!r}")
+    if token == "":
+        raise ValueError("the empty string is not a token (ARPA files could not store it)")
+    separator = _SEPARATOR.search(token)
+    if separator is not None:
+        raise ValueError(
+            f"the token {token!r} contains a separator ({separator.group()!r}): ARPA files and "
+            "KenLM split tokens on NUL, tab, newline, carriage return and space, so it would be "
+            "written as several tokens; tokenize the text first"
+        )
 
 
 class UnknownTokenError(KeyError):
@@ -51,9 +117,11 @@ class UnknownTokenError(KeyError):
 class Tokenizer:
     r"""Splits a line of text into tokens.
 
-    The default splits on whitespace, which is what pre-tokenized corpora (Penn Treebank, the
-    output of Moses or spaCy) need. ``pattern`` gives a regular expression whose matches are the
-    tokens instead, e.g. ``r"\w+|[^\w\s]"`` separates punctuation from words.
+    The default splits on whitespace (any Unicode whitespace, as ``str.split``), which is what
+    pre-tokenized corpora (Penn Treebank, the output of Moses or spaCy) need. ``pattern`` gives a
+    regular expression whose matches are the tokens instead, e.g. ``r"\w+|[^\w\s]"`` separates
+    punctuation from words; :data:`KENLM_TOKEN_PATTERN` (or :meth:`kenlm`) splits exactly as
+    KenLM's ``lmplz`` does, on :data:`SEPARATORS` only.
 
     Arguments:
         pattern: Regular expression matching one token, or ``None`` for whitespace splitting.
@@ -68,6 +136,17 @@ class Tokenizer:
         self.pattern = pattern
         self.lowercase = lowercase
         self._regex = re.compile(pattern) if pattern is not None else None
+
+    @classmethod
+    def kenlm(cls) -> Tokenizer:
+        """The tokenizer of KenLM's ``lmplz``: splits on NUL, tab, newline, carriage return and
+        space, nothing else.
+
+        Example:
+            >>> Tokenizer.kenlm()("a\u00a0b c")  # U+00A0 is part of a token for KenLM
+            ['a\xa0b', 'c']
+        """
+        return cls(KENLM_TOKEN_PATTERN)
 
     def __call__(self, line: str) -> list[str]:
         if not isinstance(line, str):
@@ -85,32 +164,64 @@ class Tokenizer:
 def read_sentences(
     source: str | os.PathLike | Iterable[str],
     tokenizer: Tokenizer | None = None,
-    skip_empty: bool = True,
+    skip_empty: bool | None = None,
+    kenlm_compatible: bool = False,
 ) -> list[list[str]]:
     """Tokenized sentences, one per line, from a text file or from an iterable of strings.
+
+    Empty lines: KenLM's ``lmplz`` counts an empty line as the sentence ``<s> </s>``; this
+    function drops them by default (``skip_empty=True``), which changes the counts of ``<s>
+    </s>`` and every ``</s>`` continuation. For a model identical to ``lmplz``'s on the same file
+    pass ``kenlm_compatible=True``: lines end at ``\\n`` only (not at the other line breaks of
+    ``str.splitlines``, such as U+2028 or form feed), tokens are split as
+    :meth:`Tokenizer.kenlm` does, and empty lines are kept.
 
     Arguments:
         source: A path to a UTF-8 text file, or an iterable of lines (a list of strings).
             A bare string is taken as a path when such a file exists, otherwise it is an error
             (pass ``[text]`` or ``text.splitlines()`` for text in memory).
-        tokenizer: Default: whitespace splitting.
-        skip_empty: Drop lines with no tokens.
+        tokenizer: Default: whitespace splitting (:meth:`Tokenizer.kenlm` with
+            ``kenlm_compatible``).
+        skip_empty: Drop lines with no tokens (default: ``True``, ``False`` with
+            ``kenlm_compatible``).
+        kenlm_compatible: Read the file exactly as ``lmplz`` does (see above).
 
     Example:
         >>> read_sentences(["The cat sat.", "", "A dog"], Tokenizer(lowercase=True))
         [['the', 'cat', 'sat.'], ['a', 'dog']]
+        >>> read_sentences(["a b", "", "c"], kenlm_compatible=True)  # lmplz: <s> </s> for ""
+        [['a', 'b'], [], ['c']]
     """
-    tokenizer = tokenizer or Tokenizer()
+    kenlm_split = tokenizer is None and kenlm_compatible
+    text = None
+    if skip_empty is None:
+        skip_empty = not kenlm_compatible
     if isinstance(source, (str, os.PathLike)):
         if not os.path.isfile(source):
             raise FileNotFoundError(
                 f"no text file {str(source)!r}; to use text in memory, pass a list of lines"
             )
-        with open(source, encoding="utf-8") as file:
-            lines: Iterable[str] = file.read().splitlines()
+        with open(source, encoding="utf-8", newline="" if kenlm_compatible else None) as file:
+            text = file.read()
+        if kenlm_compatible:
+            lines: Iterable[str] = text.split("\n")
+            if lines and lines[-1] == "":  # the newline that ends the last line
+                lines = lines[:-1]
+        else:
+            lines = text.splitlines()
     else:
         lines = source
-    sentences = [tokenizer(line) for line in lines]
+    if kenlm_split:
+        lines = lines if isinstance(lines, list) else list(lines)
+        # str.split is lmplz's split unless the text holds NUL or other whitespace
+        if text is None:
+            other_space = any(map(_NOT_KENLM_SPACE.search, lines))
+        else:
+            other_space = _NOT_KENLM_SPACE.search(text) is not None
+        tokenizer = Tokenizer.kenlm() if other_space else None
+    elif tokenizer is None:
+        tokenizer = Tokenizer()
+    sentences = [tokenizer(line) for line in lines] if tokenizer else list(map(str.split, lines))
     return [s for s in sentences if s] if skip_empty else sentences
 
 
@@ -120,6 +231,9 @@ class Vocabulary:
     Ids: ``<unk>`` (if any) first, then ``<s>``, ``</s>``, then the words by decreasing count
     (ties alphabetically), so the same corpus always gives the same ids. ``<s>`` is only ever a
     context; the models predict the other ``len(self) - 1`` symbols (:attr:`num_predictable`).
+
+    Tokens must be non-empty and free of :data:`SEPARATORS` (so every model can be written to an
+    ARPA file and read back); any other character is allowed.
 
     Arguments:
         tokens: The words, in id order (without the special symbols).
@@ -149,7 +263,12 @@ class Vocabulary:
         self.unknown_token = unknown_token
         self.begin_token = begin_token
         self.end_token = end_token
+        for token in specials:
+            check_token(token)
         words = [t for t in tokens if t not in specials]
+        if any(map(_SEPARATOR.search, words)) or "" in words:
+            for word in words:
+                check_token(word)  # raises, naming the first bad token
         self.itos: list[str] = specials + words
         if len(set(self.itos)) != len(self.itos):
             duplicates = sorted(t for t, c in Counter(self.itos).items() if c > 1)
@@ -170,7 +289,7 @@ class Vocabulary:
         most frequent) in tokenized sentences. Rarer words will map to ``<unk>``."""
         if min_count < 1:
             raise ValueError(f"min_count must be at least 1, got {min_count}")
-        counts = Counter(token for sentence in sentences for token in sentence)
+        counts = Counter(itertools.chain.from_iterable(sentences))
         if not counts:
             raise ValueError("cannot build a vocabulary from an empty corpus")
         kept = sorted(
@@ -258,21 +377,81 @@ class Vocabulary:
             tokens.append(self.itos[index])
         return tokens
 
-    def encode_corpus(self, sentences: Iterable[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+    def encode_corpus(
+        self, sentences: Iterable[Sequence[str]], special_tokens: str = "allow"
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The corpus as one flat ``int64`` array of ids, each sentence written as ``<s> w_1 ..
-        w_n </s>``, and the ``(N + 1,)`` offsets of the sentences in it (CSR layout)."""
+        w_n </s>``, and the ``(N + 1,)`` offsets of the sentences in it (CSR layout).
+
+        Arguments:
+            special_tokens: What to do with ``</s>`` and a literal ``<unk>`` inside a sentence:
+                ``"allow"`` (scoring: ``</s>`` is scored as a word, ``<unk>`` as the unknown
+                word); for training text, ``"error"`` (:class:`SpecialTokenError`, as
+                ``lmplz``), ``"skip"`` (drop them, as ``lmplz --skip_symbols``) or
+                ``"unknown"`` (``<unk>`` is the unknown word, ``</s>`` an error: for text such
+                as the Penn Treebank's, in which ``<unk>`` already replaces rare words). ``<s>``
+                inside a sentence is an error unless skipped.
+
+        Example:
+            >>> vocabulary = Vocabulary(["a"])  # <unk> <s> </s> a
+            >>> flat, offsets = vocabulary.encode_corpus([["a", "</s>"]], special_tokens="skip")
+            >>> flat.tolist(), offsets.tolist()
+            ([1, 3, 2], [0, 3])
+        """
+        if special_tokens not in SPECIAL_TOKEN_MODES:
+            raise ValueError(
+                f"special_tokens must be one of {', '.join(map(repr, SPECIAL_TOKEN_MODES))}, "
+                f"got {special_tokens!r}"
+            )
         sentences = sentences if isinstance(sentences, list) else list(sentences)
         lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=len(sentences))
         tokens = list(itertools.chain.from_iterable(sentences))
-        words = list(map(self.stoi.get, tokens))
-        if None in words:
+        word_ids = np.fromiter(
+            map(self.stoi.get, tokens, itertools.repeat(-1)), dtype=np.int64, count=len(tokens)
+        )
+        specials = [self.begin_id]
+        if special_tokens != "allow":
+            specials.append(self.end_id)
+        if special_tokens in ("error", "skip") and self.unknown_id is not None:
+            specials.append(self.unknown_id)  # only the literal token maps to it here
+        special = np.isin(word_ids, specials)
+        if special.any():
+            position = int(np.flatnonzero(special)[0])
+            sentence = int(np.searchsorted(np.cumsum(lengths), position, side="right"))
+            token = tokens[position]
+            if special_tokens != "skip":
+                if token == self.unknown_token:
+                    hint = (
+                        "pass special_tokens='unknown' to count it as the unknown word (text "
+                        "such as the Penn Treebank's, where <unk> already replaces rare words), "
+                        "or 'skip' to drop it as KenLM's lmplz --skip_symbols does"
+                    )
+                else:
+                    hint = (
+                        "sentence boundaries are added for you; remove it, or pass "
+                        "special_tokens='skip' to drop such tokens as KenLM's lmplz "
+                        "--skip_symbols does"
+                    )
+                raise SpecialTokenError(
+                    f"sentence {sentence} contains the special token {token!r}: {hint}",
+                    sentence,
+                    token,
+                )
+            sentence_of_token = np.repeat(np.arange(len(sentences)), lengths)
+            lengths = lengths - np.bincount(
+                sentence_of_token[special], minlength=len(sentences)
+            ).astype(np.int64)
+            word_ids = word_ids[~special]
+            tokens = None
+        missing = word_ids < 0
+        if missing.any():
             unknown = self.unknown_id
             if unknown is None:
-                self.lookup(tokens[words.index(None)])  # raises the explanatory error
-            words = [unknown if w is None else w for w in words]
-        word_ids = np.asarray(words, dtype=np.int64)
-        if len(word_ids) and bool((word_ids == self.begin_id).any()):
-            raise ValueError(f"{self.begin_token!r} cannot appear inside a sentence")
+                words = (
+                    list(itertools.chain.from_iterable(sentences)) if tokens is None else tokens
+                )
+                self.lookup(next(w for w in words if w not in self.stoi))  # explanatory error
+            word_ids[missing] = unknown
         offsets = np.zeros(len(sentences) + 1, dtype=np.int64)
         np.cumsum(lengths + 2, out=offsets[1:])
         flat = np.full(offsets[-1], self.end_id, dtype=np.int64)

@@ -2,6 +2,8 @@ r"""Fast numerical kernels, each with a plain reference implementation it is tes
 and the rules every kernel follows at Pyro's seams (provenance passes through; under
 :func:`torch.compile` the reference path runs).
 
+- :func:`format_arpa_lines` (:func:`format_arpa_lines_reference`): the lines of an ARPA file,
+  formatted by one loop compiled by Numba.
 - :func:`fused_linear` (:func:`fused_linear_reference`): an inference-only affine map with a
   fused activation through oneDNN's float32 GEMM on CPU.
 - :class:`BernoulliSampler`: exact Bernoulli draws from one random byte per draw, in loops
@@ -14,6 +16,7 @@ and the rules every kernel follows at Pyro's seams (provenance passes through; u
   Pyro's ``ProvenanceTensor`` and return the inputs' provenance.
 """
 
+from .arpa_lines import format_arpa_lines, format_arpa_lines_reference
 from .bernoulli_sampler import BernoulliSampler
 from .fused_linear import fused_linear, fused_linear_reference, onednn_available
 from .masked_linear import (
@@ -38,6 +41,8 @@ __all__ = [
     "Block",
     "BlockPlanner",
     "ScratchPool",
+    "format_arpa_lines",
+    "format_arpa_lines_reference",
     "attach_provenance",
     "block_plan",
     "fused_linear",
