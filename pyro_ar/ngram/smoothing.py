@@ -246,7 +246,26 @@ def _three_discounts(
     2 n_2)`, for :math:`k = 1, 2, 3`, under KenLM ``lmplz``'s rules: :math:`n_1, n_2, n_3 > 0`
     (:math:`n_4 = 0` is allowed and gives :math:`D_{3+} = 3`) and :math:`0 \le D_k \le k`.
     Where they fail, the whole order takes ``fallback`` (as ``lmplz --discount_fallback``)."""
-    n = _count_of_counts(values, 4).astype(np.float64)
+    return estimate_discounts(_count_of_counts(values, 4), order, fallback)
+
+
+def estimate_discounts(
+    count_of_counts: Sequence[int], order: int, fallback: Sequence[float] | None = None
+) -> tuple[float, float, float]:
+    r"""Modified Kneser-Ney discounts :math:`(D_1, D_2, D_{3+})` of one order from its
+    count-of-counts :math:`n_1..n_4`, by KenLM ``lmplz``'s rules: :math:`D_k = k - (k + 1) Y
+    n_{k+1} / n_k` with :math:`Y = n_1 / (n_1 + 2 n_2)` (Chen & Goodman 1998, eq. 26), which
+    needs :math:`n_1, n_2, n_3 > 0` (:math:`n_4 = 0` is fine and gives :math:`D_{3+} = 3`) and
+    must give :math:`0 \le D_k \le k`. Otherwise ``fallback`` replaces the whole order (with a
+    logged warning), or :class:`DiscountError` names the first failing discount.
+
+    Example:
+        >>> estimate_discounts([10, 4, 2, 0], order=3)  # n4 = 0: D3+ = 3
+        (0.5555555555555556, 1.1666666666666665, 3.0)
+    """
+    n = np.asarray(count_of_counts, dtype=np.float64)
+    if n.shape != (4,) or (n < 0).any():
+        raise ValueError(f"expected the count-of-counts n1..n4, got {list(count_of_counts)}")
     problem = None
     if np.any(n[:3] == 0):
         k = int(np.flatnonzero(n[:3] == 0)[0]) + 1

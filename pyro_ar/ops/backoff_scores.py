@@ -274,8 +274,8 @@ def _stream_scores(
                         context_backoff = unigram_backoffs[context]
                     else:
                         context_slot = previous[lane, k - 1]
-                        if context_slot < 0:
-                            break
+                        if context_slot < 0:  # not a stored context (a longer one may be)
+                            continue
                         context = table[context_slot + 1]
                         context_backoff = values[context_slot + 3]
                     key = context * size + word
@@ -316,7 +316,7 @@ def _stream_scores(
                     else:
                         context_slot = current[k - 1]
                         if context_slot < 0:
-                            break
+                            continue
                         context = table[context_slot + 1]
                     bits = table_bits[k - 1]
                     _prefetch(
