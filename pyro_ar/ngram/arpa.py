@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from ..io.files import write_atomically
-from ..ops.arpa_lines import format_arpa_lines
+from ..ops.arpa_lines import format_arpa_line_chunks
 from .model import NGramModel, NGramTable, NGramTableError
 from .vocabulary import BEGIN_TOKEN, END_TOKEN, UNKNOWN_TOKEN, Vocabulary
 
@@ -61,7 +61,8 @@ def write_arpa(model: NGramModel, path: str | os.PathLike, decimals: int = 8) ->
     logarithms in fixed point with ``decimals`` digits after the point (trailing zeros dropped;
     the default 8 is finer than KenLM's float32 values), zero probabilities as ``-99``; a
     backoff weight of 1 is omitted. Lines are formatted by
-    :func:`~pyro_ar.ops.arpa_lines.format_arpa_lines` (one compiled loop).
+    :func:`~pyro_ar.ops.arpa_lines.format_arpa_line_chunks` (a compiled loop, in as many
+    threads as there are processors).
 
     Example:
         >>> import tempfile
@@ -87,7 +88,7 @@ def write_arpa(model: NGramModel, path: str | os.PathLike, decimals: int = 8) ->
         probs = _to_log10(model.log_probs[n - 1])
         backoffs = _to_log10(model.log_backoffs[n - 1]) if n < model.order else None
         parts.append(f"\n\\{n}-grams:\n".encode())
-        parts.append(format_arpa_lines(tokens, probs, backoffs, vocabulary.itos, decimals))
+        parts += format_arpa_line_chunks(tokens, probs, backoffs, vocabulary.itos, decimals)
     parts.append(b"\n\\end\\\n")
     return write_atomically(path, parts)
 
@@ -212,7 +213,7 @@ _FIELD_SEPARATORS = re.compile(r"[ \t\r]+")
 
 
 def split_fields(line: str) -> list[str]:
-    """The fields of an ARPA line as KenLM reads them: split on space, tab and carriage return
+    r"""The fields of an ARPA line as KenLM reads them: split on space, tab and carriage return
     only, so a word may hold any other character (U+00A0, U+3000, form feed...).
 
     Example:

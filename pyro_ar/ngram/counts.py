@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from .vocabulary import Vocabulary
 
@@ -139,9 +140,9 @@ def count_ngrams(
 
 def _unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``np.unique(values, return_index=True, return_inverse=True, return_counts=True)`` with an
-    unstable sort (about twice as fast): the index is of *some* occurrence, not the first."""
-    order = np.argsort(values)
-    ordered = values[order]
+    unstable sort (about 3x as fast): the index is of *some* occurrence, not the first."""
+    # torch's CPU sort is about 1.6x NumPy's argsort on int64 keys, and gives the values too
+    ordered, order = (t.numpy() for t in torch.sort(torch.from_numpy(values)))
     starts = np.empty(len(values), dtype=bool)
     starts[:1] = True
     np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
@@ -150,6 +151,18 @@ def _unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     inverse[order] = np.cumsum(starts) - 1
     counts = np.diff(np.append(first, len(values)))
     return ordered[first], order[first], inverse, counts
+
+
+def _first_occurrences(flat: np.ndarray, size: int) -> np.ndarray:
+    """The first position of every word id in ``flat`` (-1 for the absent ones)."""
+    # a stable sort of 16-bit keys is a radix sort: 10x faster than sorting int64
+    keys = flat.astype(np.uint16) if size <= 1 << 16 else flat
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    first_occurrence = np.full(size, -1, dtype=np.int64)
+    first_occurrence[ordered[starts].astype(np.int64)] = order[starts]
+    return first_occurrence
 
 
 def count_encoded(
@@ -170,9 +183,7 @@ def count_encoded(
     counts = [np.bincount(flat, minlength=size).astype(np.int64)]
     suffixes = [np.full(size, -1, dtype=np.int64)]
     first_words = [keys[0].copy()]
-    unique_words, first_position = np.unique(flat, return_index=True)
-    first_occurrence = np.full(size, -1, dtype=np.int64)
-    first_occurrence[unique_words] = first_position
+    first_occurrence = _first_occurrences(flat, size)
     entry_at = flat.copy()  # entry of the current order ending at each position
     for n in range(2, order + 1):
         positions = np.flatnonzero(depth >= n - 1)

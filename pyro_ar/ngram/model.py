@@ -22,7 +22,7 @@ from ..ops.backoff_scores import (
 from ..ops.provenance import attach_provenance, split_provenance
 from .counts import NGramCounts, check_order, count_ngrams
 from .smoothing import Interpolation, prune, smooth
-from .vocabulary import Vocabulary, token_lists
+from .vocabulary import Vocabulary, garbage_collection_paused, token_lists
 
 
 class NGramTableError(ValueError):
@@ -189,12 +189,13 @@ class NGramModel:
             (9, 5)
         """
         order = check_order(order)
-        sentences = token_lists(sentences)
-        if len(sentences) == 0:
-            raise ValueError("cannot fit an n-gram model to an empty corpus")
-        if vocabulary is None:
-            vocabulary = Vocabulary.build(sentences, min_count=min_count)
-        counts = count_ngrams(sentences, order, vocabulary, special_tokens=special_tokens)
+        with garbage_collection_paused():
+            sentences = token_lists(sentences)
+            if len(sentences) == 0:
+                raise ValueError("cannot fit an n-gram model to an empty corpus")
+            if vocabulary is None:
+                vocabulary = Vocabulary.build(sentences, min_count=min_count)
+            counts = count_ngrams(sentences, order, vocabulary, special_tokens=special_tokens)
         weights = smooth(counts, smoothing, **options)
         if prune is None and limit_vocabulary is None:
             return cls.from_interpolation(counts, weights)
@@ -539,12 +540,17 @@ class NGramModel:
     def score(self, sentences: Sequence[Sequence[str]] | Sequence[str]) -> Tensor:
         """Natural-log probability of each sentence, ``</s>`` included, shape ``(N,)``.
         Strings are split on whitespace; unknown words map to ``<unk>``."""
-        token_scores, offsets = self._corpus_scores(sentences)
+        scores, offsets = self._stream_scores(sentences)
+        # the <s> that opens each sentence is not predicted: it scores 0 in the sums
+        scores[offsets[:-1]] = 0.0
+        if scores.device.type == "cpu":
+            return torch.from_numpy(np.add.reduceat(scores.numpy(), offsets[:-1]))
         sentence_index = torch.repeat_interleave(
-            torch.arange(len(offsets) - 1, device=token_scores.device), offsets.diff()
+            torch.arange(len(offsets) - 1, device=scores.device),
+            torch.from_numpy(np.diff(offsets)).to(scores.device),
         )
-        totals = torch.zeros(len(offsets) - 1, dtype=token_scores.dtype, device=self.device)
-        return totals.index_add_(0, sentence_index, token_scores)
+        totals = torch.zeros(len(offsets) - 1, dtype=scores.dtype, device=scores.device)
+        return totals.index_add_(0, sentence_index, scores)
 
     def token_scores(self, sentences: Sequence[Sequence[str]] | Sequence[str]) -> list[Tensor]:
         """Natural-log probability of every token of every sentence (``</s>`` last)."""
@@ -557,15 +563,21 @@ class NGramModel:
         token_scores, _ = self._corpus_scores(sentences)
         return math.exp(-float(token_scores.sum()) / len(token_scores))
 
-    def _corpus_scores(self, sentences) -> tuple[Tensor, Tensor]:
+    def _stream_scores(self, sentences) -> tuple[Tensor, np.ndarray]:
+        """Scores of the encoded corpus (``<s>`` positions included) and its sentence offsets."""
         sentences = token_lists(sentences)
         if len(sentences) == 0:
             raise ValueError("no sentences to score")
         flat, offsets = self.vocabulary.encode_corpus(sentences)
         ids = torch.from_numpy(flat).to(self.device)
-        scores = self._flat_log_probs(ids, segments=offsets[:-1])  # sentence by sentence
-        predicted = torch.ones(len(flat), dtype=torch.bool, device=self.device)
-        predicted[torch.from_numpy(offsets[:-1]).to(self.device)] = False
+        return self._flat_log_probs(ids, segments=offsets[:-1]), offsets  # sentence by sentence
+
+    def _corpus_scores(self, sentences) -> tuple[Tensor, Tensor]:
+        """Scores of the predicted tokens (every ``<s>`` dropped) and the sentence offsets in
+        them."""
+        scores, offsets = self._stream_scores(sentences)
+        predicted = np.ones(len(scores), dtype=bool)
+        predicted[offsets[:-1]] = False
         lengths = torch.from_numpy(np.diff(offsets) - 1)
         offsets_out = torch.cat([lengths.new_zeros(1), torch.cumsum(lengths, 0)])
-        return scores[predicted], offsets_out
+        return scores[torch.from_numpy(predicted).to(scores.device)], offsets_out

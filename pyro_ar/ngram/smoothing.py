@@ -32,6 +32,7 @@ __all__ = [
     "Interpolation",
     "absolute_discounting",
     "additive",
+    "estimate_discounts",
     "kneser_ney",
     "maximum_likelihood",
     "lmplz_raw_count_entries",
@@ -587,7 +588,7 @@ def prune(
         >>> counts = count_ngrams(corpus, 2, Vocabulary.build(corpus))
         >>> weights, kept = prune(counts, witten_bell(counts), thresholds=[0, 1])
         >>> int(kept[1].sum()), counts.num_entries(2)  # the bigrams seen once are gone
-        (3, 6)
+        (3, 5)
     """
     order = counts.order
     vocabulary = counts.vocabulary

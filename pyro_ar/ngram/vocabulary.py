@@ -11,6 +11,7 @@ __all__ = [
     "SEPARATORS",
     "SPECIAL_TOKEN_MODES",
     "check_token",
+    "garbage_collection_paused",
     "UNKNOWN_TOKEN",
     "SpecialTokenError",
     "Tokenizer",
@@ -20,11 +21,13 @@ __all__ = [
     "read_sentences",
 ]
 
+import contextlib
+import gc
 import itertools
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -47,6 +50,30 @@ _SEPARATOR = re.compile(r"[\x00\t\n\r ]")
 _NOT_KENLM_SPACE = re.compile(r"[\x00]|[^\S\t\n\r ]")
 #: The ways :meth:`Vocabulary.encode_corpus` treats ``</s>`` and ``<unk>`` found in text.
 SPECIAL_TOKEN_MODES = ("allow", "error", "skip", "unknown")
+
+
+@contextlib.contextmanager
+def garbage_collection_paused() -> Iterator[None]:
+    """Pauses CPython's cyclic garbage collector inside the block (restoring its state after).
+
+    Tokenizing a corpus creates millions of lists and strings, none of them in a reference
+    cycle; the collector would traverse all of them again and again (it halves the time to
+    read a few million tokens). Reference counting still frees everything as usual.
+
+    Example:
+        >>> import gc
+        >>> with garbage_collection_paused():
+        ...     paused = not gc.isenabled()
+        >>> paused, gc.isenabled()
+        (True, True)
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class SpecialTokenError(ValueError):
@@ -75,7 +102,7 @@ class SpecialTokenError(ValueError):
 
 
 def check_token(token: str) -> None:
-    """Raises ``ValueError`` unless ``token`` can be written to an ARPA file and read back: not
+    r"""Raises ``ValueError`` unless ``token`` can be written to an ARPA file and read back: not
     empty and without a :data:`SEPARATORS` character.
 
     Example:
@@ -83,7 +110,7 @@ def check_token(token: str) -> None:
         >>> try:
         ...     check_token("two words")
         ... except ValueError as error:
-        ...     print(str(error)[:44])
+        ...     print(str(error)[:42])
         the token 'two words' contains a separator
     """
     if not isinstance(token, str):
@@ -221,8 +248,12 @@ def read_sentences(
         tokenizer = Tokenizer.kenlm() if other_space else None
     elif tokenizer is None:
         tokenizer = Tokenizer()
-    sentences = [tokenizer(line) for line in lines] if tokenizer else list(map(str.split, lines))
-    return [s for s in sentences if s] if skip_empty else sentences
+    with garbage_collection_paused():
+        if tokenizer:
+            sentences = [tokenizer(line) for line in lines]
+        else:
+            sentences = list(map(str.split, lines))
+        return [s for s in sentences if s] if skip_empty else sentences
 
 
 class Vocabulary:
@@ -404,7 +435,7 @@ class Vocabulary:
                 f"got {special_tokens!r}"
             )
         sentences = sentences if isinstance(sentences, list) else list(sentences)
-        lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=len(sentences))
+        lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))
         tokens = list(itertools.chain.from_iterable(sentences))
         word_ids = np.fromiter(
             map(self.stoi.get, tokens, itertools.repeat(-1)), dtype=np.int64, count=len(tokens)

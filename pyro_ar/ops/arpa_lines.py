@@ -12,7 +12,15 @@ for byte (tested on random inputs).
 
 from __future__ import annotations
 
-__all__ = ["format_arpa_lines", "format_arpa_lines_reference"]
+__all__ = [
+    "CHUNK_LINES",
+    "format_arpa_line_chunks",
+    "format_arpa_lines",
+    "format_arpa_lines_reference",
+]
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -73,7 +81,7 @@ def format_arpa_lines_reference(
     return "".join(lines).encode("utf-8")
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _write_number(out, position, value, decimals, scale):
     scaled = np.int64(np.rint(abs(value) * scale))
     if scaled == 0:
@@ -106,7 +114,7 @@ def _write_number(out, position, value, decimals, scale):
     return position
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _format_lines(
     tokens,
     log10_probs,
@@ -147,25 +155,27 @@ def _format_lines(
     return out[:position]
 
 
-def format_arpa_lines(
+#: Lines formatted per thread by :func:`format_arpa_line_chunks` (below this, one thread).
+CHUNK_LINES = 1 << 18
+
+
+def format_arpa_line_chunks(
     tokens: np.ndarray,
     log10_probs: np.ndarray,
     log10_backoffs: np.ndarray | None,
     words: list[str],
     decimals: int = 8,
-) -> np.ndarray:
-    """The ARPA lines of the n-grams ``tokens (E, n)`` (word ids into ``words``) with their
-    log10 probabilities ``(E,)`` and optional log10 backoffs ``(E,)``, as UTF-8 bytes, formatted
-    by one compiled loop (the format is in the module docstring; values must be finite, with
-    :math:`\\log_{10} 0` written as -99 by the caller). Returns the bytes as a ``uint8`` array
-    (``.tobytes()`` for ``bytes``; files take the array as it is).
+    threads: int | None = None,
+) -> list[np.ndarray]:
+    """:func:`format_arpa_lines` as consecutive ``uint8`` chunks of :data:`CHUNK_LINES` lines,
+    formatted by ``threads`` threads at once (the compiled loop releases the GIL; default: the
+    processor count). Writing the chunks in order gives the same bytes.
 
     Example:
         >>> tokens = np.array([[0, 1], [1, 0]])
-        >>> lines = format_arpa_lines(tokens, np.array([-0.25, -1.0]), np.array([0.0, -0.5]),
-        ...                           ["a", "b"])
-        >>> lines.tobytes()
-        b'-0.25\\ta b\\n-1\\tb a\\t-0.5\\n'
+        >>> chunks = format_arpa_line_chunks(tokens, np.array([-0.25, -1.0]), None, ["a", "b"])
+        >>> b"".join(chunk.tobytes() for chunk in chunks)
+        b'-0.25\\ta b\\n-1\\tb a\\n'
     """
     _check(tokens, log10_probs, log10_backoffs, decimals)
     encoded = [word.encode("utf-8") for word in words]
@@ -179,14 +189,48 @@ def format_arpa_lines(
     backoffs = np.ascontiguousarray(
         log10_backoffs if has_backoffs else np.zeros(len(tokens)), dtype=np.float64
     )
-    lines = _format_lines(
-        tokens,
-        np.ascontiguousarray(log10_probs, dtype=np.float64),
-        backoffs,
-        has_backoffs,
-        word_bytes,
-        word_starts,
-        word_lengths,
-        decimals,
-    )
-    return lines
+    probs = np.ascontiguousarray(log10_probs, dtype=np.float64)
+
+    def chunk(begin: int) -> np.ndarray:
+        end = begin + CHUNK_LINES
+        return _format_lines(
+            tokens[begin:end],
+            probs[begin:end],
+            backoffs[begin:end],
+            has_backoffs,
+            word_bytes,
+            word_starts,
+            word_lengths,
+            decimals,
+        )
+
+    begins = range(0, max(len(tokens), 1), CHUNK_LINES)
+    threads = threads or os.cpu_count() or 1
+    if threads == 1 or len(begins) == 1:
+        return [chunk(begin) for begin in begins]
+    with ThreadPoolExecutor(min(threads, len(begins))) as pool:
+        return list(pool.map(chunk, begins))
+
+
+def format_arpa_lines(
+    tokens: np.ndarray,
+    log10_probs: np.ndarray,
+    log10_backoffs: np.ndarray | None,
+    words: list[str],
+    decimals: int = 8,
+) -> np.ndarray:
+    """The ARPA lines of the n-grams ``tokens (E, n)`` (word ids into ``words``) with their
+    log10 probabilities ``(E,)`` and optional log10 backoffs ``(E,)``, as UTF-8 bytes, formatted
+    by one compiled loop (the format is in the module docstring; values must be finite, with
+    :math:`\\log_{10} 0` written as -99 by the caller). Returns the bytes as a ``uint8`` array
+    (``.tobytes()`` for ``bytes``).
+
+    Example:
+        >>> tokens = np.array([[0, 1], [1, 0]])
+        >>> lines = format_arpa_lines(tokens, np.array([-0.25, -1.0]), np.array([0.0, -0.5]),
+        ...                           ["a", "b"])
+        >>> lines.tobytes()
+        b'-0.25\\ta b\\n-1\\tb a\\t-0.5\\n'
+    """
+    chunks = format_arpa_line_chunks(tokens, log10_probs, log10_backoffs, words, decimals, 1)
+    return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)

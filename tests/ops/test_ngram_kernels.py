@@ -162,6 +162,7 @@ def test_backoff_scores_equal_the_reference(seed):
         tables.table_bits,
         size,
         model.order,
+        np.empty(len(stream)),
     )
     assert torch.equal(torch.from_numpy(values), expected)
 
@@ -186,3 +187,27 @@ def test_segments_must_increase():
         with pytest.raises(ValueError, match="segments"):
             backoff_log_probs(stream, tables, model.order, np.array(bad))
     assert len(backoff_log_probs(stream[:0], tables, model.order)) == 0
+
+
+def test_long_streams_scored_by_two_threads_equal_the_reference():
+    rng = np.random.default_rng(5)
+    words = [f"w{i}" for i in range(30)]
+    corpus = [list(rng.choice(words, size=rng.integers(0, 15))) for _ in range(400)]
+    model = NGramModel.fit(corpus, order=4, smoothing="kneser_ney", discount=0.7)
+    test = [list(rng.choice(words + ["zebra"], size=rng.integers(0, 15))) for _ in range(6000)]
+    flat, offsets = model.vocabulary.encode_corpus(test)
+    stream = torch.from_numpy(flat)
+    assert len(stream) >= backoff_scores.THREADS_ABOVE and len(offsets) > 2 * backoff_scores.LANES
+    size = len(model.vocabulary)
+    reference = backoff_log_probs_reference(
+        stream, model.keys, model.log_probs, model.log_backoffs, size
+    )
+    tables = BackoffTables.build(model.keys, model.log_probs, model.log_backoffs, size)
+    # a fitted model never continues a context across <s>: pieces are independent
+    assert torch.equal(backoff_log_probs(stream, tables, model.order, offsets[:-1]), reference)
+    assert torch.equal(model.stream_log_probs(stream[None])[0], reference)
+    sentence_scores = model.score(test)
+    expected = torch.stack(
+        [reference[a + 1 : b].sum() for a, b in itertools.pairwise(offsets.tolist())]
+    )
+    torch.testing.assert_close(sentence_scores, expected, rtol=1e-12, atol=1e-12)
