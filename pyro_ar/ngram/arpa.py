@@ -33,7 +33,13 @@ from torch import Tensor
 from ..io.files import write_atomically
 from ..ops.arpa_lines import format_arpa_line_chunks
 from .model import NGramModel, NGramTable, NGramTableError
-from .vocabulary import BEGIN_TOKEN, END_TOKEN, UNKNOWN_TOKEN, Vocabulary
+from .vocabulary import (
+    BEGIN_TOKEN,
+    END_TOKEN,
+    UNKNOWN_TOKEN,
+    Vocabulary,
+    garbage_collection_paused,
+)
 
 _LOG10 = math.log(10.0)
 #: ARPA's stand-in for :math:`\log_{10} 0`.
@@ -153,9 +159,10 @@ def read_arpa(
     lines = text.split("\n")
     declared, position = _parse_header(lines, name)
     sections = []
-    for n, expected in enumerate(declared, start=1):
-        section, position = _parse_section(lines, position, n, expected, name, split)
-        sections.append(section)
+    with garbage_collection_paused():  # millions of small lists, none in a cycle
+        for n, expected in enumerate(declared, start=1):
+            section, position = _parse_section(lines, position, n, expected, name, split)
+            sections.append(section)
     while position < len(lines) and not lines[position].strip():
         position += 1
     if position == len(lines) or lines[position].strip() != "\\end\\":
