@@ -2,7 +2,14 @@ r"""Vectorized n-gram counting: every order's table from one ``np.unique`` over 
 
 from __future__ import annotations
 
-__all__ = ["NGramCounts", "check_order", "count_in_shards", "count_ngrams", "merge_counts"]
+__all__ = [
+    "NGramCounts",
+    "check_order",
+    "count_encoded",
+    "count_in_shards",
+    "count_ngrams",
+    "merge_counts",
+]
 
 import itertools
 from collections.abc import Iterable, Sequence
@@ -168,7 +175,14 @@ def _first_occurrences(flat: np.ndarray, size: int) -> np.ndarray:
 def count_encoded(
     flat: np.ndarray, offsets: np.ndarray, order: int, vocabulary: Vocabulary
 ) -> NGramCounts:
-    """:func:`count_ngrams` on a corpus already encoded by :meth:`Vocabulary.encode_corpus`."""
+    """:func:`count_ngrams` on a corpus already encoded by :meth:`Vocabulary.encode_corpus`
+    (or :meth:`Vocabulary.build_and_encode`): ``flat`` ids and sentence ``offsets``.
+
+    Example:
+        >>> vocabulary, flat, offsets = Vocabulary.build_and_encode([["a", "b", "a"]])
+        >>> count_encoded(flat, offsets, 2, vocabulary).num_entries(2)  # <s> a, a b, b a, a </s>
+        4
+    """
     num_sentences = len(offsets) - 1
     if num_sentences == 0:
         raise ValueError("cannot count n-grams of an empty corpus")
@@ -340,7 +354,8 @@ def count_in_shards(
     never held in memory; the result equals :func:`count_ngrams` on the whole corpus.
 
     The vocabulary must be known first (e.g. from a first streaming pass with
-    :meth:`Vocabulary.build`, which only keeps word counts).
+    :meth:`Vocabulary.build`, which only keeps word counts). For a file, pass a generator of
+    its lines' tokens, ``(line.split() for line in open(path, encoding="utf-8"))``.
 
     Example:
         >>> sentences = [["a", "b", "a"], ["b", "a"], ["a", "a", "b"]]

@@ -20,7 +20,7 @@ from ..ops.backoff_scores import (
     find_entries,
 )
 from ..ops.provenance import attach_provenance, split_provenance
-from .counts import NGramCounts, check_order, count_ngrams
+from .counts import NGramCounts, check_order, count_encoded, count_ngrams
 from .smoothing import Interpolation, prune, smooth
 from .vocabulary import Vocabulary, garbage_collection_paused, token_lists
 
@@ -194,8 +194,17 @@ class NGramModel:
             if len(sentences) == 0:
                 raise ValueError("cannot fit an n-gram model to an empty corpus")
             if vocabulary is None:
-                vocabulary = Vocabulary.build(sentences, min_count=min_count)
-            counts = count_ngrams(sentences, order, vocabulary, special_tokens=special_tokens)
+                if special_tokens == "allow":
+                    raise ValueError(
+                        "special_tokens='allow' is for scoring; training text "
+                        "takes 'error', 'skip' or 'unknown'"
+                    )
+                vocabulary, flat, offsets = Vocabulary.build_and_encode(
+                    sentences, min_count, special_tokens
+                )
+                counts = count_encoded(flat, offsets, order, vocabulary)
+            else:
+                counts = count_ngrams(sentences, order, vocabulary, special_tokens)
         weights = smooth(counts, smoothing, **options)
         if prune is None and limit_vocabulary is None:
             return cls.from_interpolation(counts, weights)

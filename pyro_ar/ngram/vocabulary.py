@@ -21,6 +21,7 @@ __all__ = [
     "read_sentences",
 ]
 
+import collections
 import contextlib
 import gc
 import itertools
@@ -321,6 +322,12 @@ class Vocabulary:
         if min_count < 1:
             raise ValueError(f"min_count must be at least 1, got {min_count}")
         counts = Counter(itertools.chain.from_iterable(sentences))
+        return cls._from_counts(counts, min_count, max_size, unknown_token, begin_token, end_token)
+
+    @classmethod
+    def _from_counts(
+        cls, counts, min_count, max_size, unknown_token, begin_token, end_token
+    ) -> Vocabulary:
         if not counts:
             raise ValueError("cannot build a vocabulary from an empty corpus")
         kept = sorted(
@@ -334,6 +341,51 @@ class Vocabulary:
                 "pass unknown_token='<unk>'"
             )
         return cls(kept, unknown_token, begin_token, end_token)
+
+    @classmethod
+    def build_and_encode(
+        cls,
+        sentences: Sequence[Sequence[str]],
+        min_count: int = 1,
+        special_tokens: str = "allow",
+    ) -> tuple[Vocabulary, np.ndarray, np.ndarray]:
+        """:meth:`build` then :meth:`encode_corpus` in one pass over the tokens (words get
+        provisional ids in order of appearance, counted with ``np.bincount``, then renumbered):
+        the same vocabulary and encoding, in about half the time on large corpora.
+
+        Example:
+            >>> vocabulary, flat, offsets = Vocabulary.build_and_encode([["b", "a", "b"]])
+            >>> vocabulary.itos, flat.tolist(), offsets.tolist()
+            (['<unk>', '<s>', '</s>', 'b', 'a'], [1, 3, 4, 3, 2], [0, 5])
+        """
+        if min_count < 1:
+            raise ValueError(f"min_count must be at least 1, got {min_count}")
+        sentences = sentences if isinstance(sentences, list) else list(sentences)
+        tokens = list(itertools.chain.from_iterable(sentences))
+        provisional = collections.defaultdict(itertools.count().__next__)
+        first_ids = np.fromiter(
+            map(provisional.__getitem__, tokens), dtype=np.int64, count=len(tokens)
+        )
+        words = list(provisional)
+        occurrences = np.bincount(first_ids, minlength=len(words)).tolist()
+        vocabulary = cls._from_counts(
+            dict(zip(words, occurrences, strict=True)),
+            min_count,
+            None,
+            UNKNOWN_TOKEN,
+            BEGIN_TOKEN,
+            END_TOKEN,
+        )
+        renumber = np.fromiter(
+            map(vocabulary.stoi.get, words, itertools.repeat(-1)),
+            dtype=np.int64,
+            count=len(words),
+        )
+        lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))
+        flat, offsets = vocabulary._encode_ids(
+            renumber[first_ids], lengths, tokens, sentences, special_tokens
+        )
+        return vocabulary, flat, offsets
 
     def __len__(self) -> int:
         return len(self.itos)
@@ -440,6 +492,10 @@ class Vocabulary:
         word_ids = np.fromiter(
             map(self.stoi.get, tokens, itertools.repeat(-1)), dtype=np.int64, count=len(tokens)
         )
+        return self._encode_ids(word_ids, lengths, tokens, sentences, special_tokens)
+
+    def _encode_ids(self, word_ids, lengths, tokens, sentences, special_tokens):
+        """:meth:`encode_corpus` from the tokens' ids (-1 for unknown ones)."""
         specials = [self.begin_id]
         if special_tokens != "allow":
             specials.append(self.end_id)

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from pyro_ar.ngram import DiscountError, NGramModel, read_sentences, write_arpa
+from pyro_ar.ngram import DiscountError, NGramModel, read_arpa, read_sentences, write_arpa
 
 LMPLZ = os.environ.get("LMPLZ") or shutil.which("lmplz")
 pytestmark = pytest.mark.skipif(
@@ -144,3 +145,24 @@ def test_penn_treebank_five_gram(tmp_path, penn_treebank):
     assert result.returncode == 0, result.stderr[-500:]
     model = fit_like_lmplz(text, 5, special_tokens="skip", prune=[0, 0, 1])
     assert_same_model(arpa, model, tmp_path)
+    # lmplz's own file reads back as a proper model: <s> never predicted, conditionals sum to 1
+    loaded = read_arpa(arpa)
+    histories = loaded.vocabulary.encode_batch(penn_treebank["valid"][:50], add_end=False)[0]
+    begin = torch.full((len(histories), 1), loaded.vocabulary.begin_id)
+    conditionals = loaded.next_log_probs(torch.cat([begin, histories[:, :3]], 1)).exp()
+    assert bool((conditionals[:, loaded.vocabulary.begin_id] == 0).all())
+    torch.testing.assert_close(
+        conditionals.sum(-1), torch.ones(len(histories), dtype=torch.float64), atol=1e-4, rtol=0
+    )
+
+
+def test_tokens_with_unicode_whitespace(tmp_path):
+    words = ["a\u00a0b", "x\u3000y", "f\x0cg", "p\u2028q", "n\x85m", "plain", "w\x1ev"]
+    rng = np.random.default_rng(1)
+    lines = [" ".join(rng.choice(words, size=rng.integers(0, 8))) for _ in range(300)]
+    result, text, arpa = lmplz(lines, 3, ["--discount_fallback"], tmp_path)
+    assert result.returncode == 0, result.stderr[-500:]
+    model = fit_like_lmplz(text, 3, discount_fallback=FALLBACK)
+    assert set(words) <= set(model.vocabulary.itos)
+    assert_same_model(arpa, model, tmp_path)
+    assert set(read_arpa(arpa).vocabulary.itos) == set(model.vocabulary.itos)

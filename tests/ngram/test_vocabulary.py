@@ -72,3 +72,23 @@ def test_penn_treebank(penn_treebank, tmp_path):
     assert load_penn_treebank("valid", data_dir=tmp_path) == valid
     with pytest.raises(ValueError, match="unknown split"):
         load_penn_treebank("dev")
+
+
+@pytest.mark.parametrize("min_count", [1, 2])
+@pytest.mark.parametrize("special_tokens", ["error", "skip", "unknown"])
+def test_build_and_encode_is_build_then_encode(min_count, special_tokens):
+    sentences = [["b", "a", "b"], [], ["c", "b", "a", "d"], ["a"], ["z", "<unk>", "a"]]
+    if special_tokens == "skip":
+        sentences.append(["</s>", "b", "<s>"])
+    try:
+        expected_vocabulary = Vocabulary.build(sentences, min_count=min_count)
+        expected = expected_vocabulary.encode_corpus(sentences, special_tokens=special_tokens)
+    except ValueError as error:
+        with pytest.raises(type(error), match="special token"):
+            Vocabulary.build_and_encode(sentences, min_count, special_tokens)
+        return
+    vocabulary, flat, offsets = Vocabulary.build_and_encode(sentences, min_count, special_tokens)
+    assert vocabulary == expected_vocabulary
+    assert flat.tolist() == expected[0].tolist() and offsets.tolist() == expected[1].tolist()
+    with pytest.raises(ValueError, match="empty corpus"):
+        Vocabulary.build_and_encode([[]])
