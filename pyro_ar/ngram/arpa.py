@@ -20,7 +20,9 @@ __all__ = [
     "write_arpa",
 ]
 
+import itertools
 import math
+import operator
 import os
 import re
 from dataclasses import dataclass
@@ -106,12 +108,17 @@ UNIGRAM_SUM_TOLERANCE = 0.01
 
 @dataclass
 class _Section:
-    """The entries of one order: words, log10 probabilities and backoffs, and their lines."""
+    """The entries of one order: their words (``n`` per entry, flat), log10 probabilities and
+    backoffs; entry ``i`` is on line ``first_line + i``."""
 
-    grams: list[list[str]]
+    words: list[str]
     probs: np.ndarray
     backoffs: np.ndarray
-    lines: list[int]
+    first_line: int
+
+    @property
+    def lines(self) -> range:
+        return range(self.first_line, self.first_line + len(self.probs))
 
 
 def read_arpa(
@@ -154,7 +161,7 @@ def read_arpa(
     name = os.fspath(path)
     text = _read_text(path)
     # str.split is KenLM's split unless the file holds other whitespace (U+00A0, form feed...)
-    split = split_fields if _OTHER_WHITESPACE.search(text) else str.split
+    split = split_fields if _has_other_whitespace(text) else str.split
     # Lines end at "\n" only (KenLM); str.splitlines would also break at U+2028, form feed...
     lines = text.split("\n")
     declared, position = _parse_header(lines, name)
@@ -232,6 +239,13 @@ def split_fields(line: str) -> list[str]:
 
 #: Whitespace that ``str.split`` separates on but KenLM does not.
 _OTHER_WHITESPACE = re.compile(r"[^\S \t\r\n]")
+_OTHER_ASCII_WHITESPACE = "\x0b\x0c\x1c\x1d\x1e\x1f"
+
+
+def _has_other_whitespace(text: str) -> bool:
+    if text.isascii():  # the common case, and much faster than the regular expression
+        return any(character in text for character in _OTHER_ASCII_WHITESPACE)
+    return _OTHER_WHITESPACE.search(text) is not None
 
 
 def _parse_section(
@@ -242,43 +256,63 @@ def _parse_section(
     if position == len(lines) or lines[position].strip() != f"\\{n}-grams:":
         raise ARPAFormatError(f"{name}, line {position + 1}: expected the \\{n}-grams: section")
     position += 1
-    section = _Section([], np.empty(expected), np.zeros(expected), [])
-    for i in range(expected):
-        where = f"{name}, line {position + 1}"
-        if position == len(lines) or not lines[position].strip() or lines[position][0] == "\\":
-            raise ARPAFormatError(
-                f"{where}: the \\{n}-grams: section ends after {i} of the {expected} entries "
-                f"that 'ngram {n}={expected}' declares"
-            )
-        fields = split(lines[position])
-        if len(fields) not in (n + 1, n + 2):
-            raise ARPAFormatError(
-                f"{where}: expected {n} words with a probability and optional backoff"
-            )
-        try:
-            prob = float(fields[0])
-            backoff = float(fields[-1]) if len(fields) == n + 2 else 0.0
-        except ValueError:
-            raise ARPAFormatError(f"{where}: malformed number in {lines[position]!r}") from None
-        if math.isnan(prob) or prob > 0:
-            raise ARPAFormatError(
-                f"{where}: log10 probability {fields[0]} is not a number <= 0 (write "
-                f"{ARPA_ZERO:g} or -inf for probability 0)"
-            )
-        if math.isnan(backoff) or backoff == math.inf:
-            raise ARPAFormatError(f"{where}: log10 backoff {fields[-1]} is not finite or -inf")
-        section.probs[i], section.backoffs[i] = prob, backoff
-        section.grams.append(fields[1 : n + 1])
-        section.lines.append(position + 1)
-        position += 1
-    return section, position
+    # The whole section at once: one split per line, then vectorized checks; the slow path
+    # below only runs to name the line of an error.
+    block = lines[position : position + expected]
+    ended = next((i for i, line in enumerate(block) if not line.strip() or line[0] == "\\"), None)
+    if ended is None and len(block) < expected:
+        ended = len(block)
+    if ended is not None:
+        raise ARPAFormatError(
+            f"{name}, line {position + ended + 1}: the \\{n}-grams: section ends after {ended} "
+            f"of the {expected} entries that 'ngram {n}={expected}' declares"
+        )
+    fields = list(map(split, block))
+    widths = np.fromiter(map(len, fields), dtype=np.int64, count=expected)
+    wrong = np.flatnonzero((widths != n + 1) & (widths != n + 2))
+    if len(wrong):
+        raise ARPAFormatError(
+            f"{name}, line {position + int(wrong[0]) + 1}: expected {n} words with a probability "
+            "and optional backoff"
+        )
+    has_backoff = widths == n + 2
+    try:
+        probs = np.array(list(map(operator.itemgetter(0), fields)), dtype=np.float64)
+        backoffs = np.zeros(expected)
+        backoffs[has_backoff] = np.array(
+            [f[-1] for f in itertools.compress(fields, has_backoff)], dtype=np.float64
+        )
+    except ValueError:
+        for i, entry in enumerate(fields):
+            try:
+                float(entry[0]), float(entry[-1]) if has_backoff[i] else 0.0
+            except ValueError:
+                raise ARPAFormatError(
+                    f"{name}, line {position + i + 1}: malformed number in {block[i]!r}"
+                ) from None
+        raise
+    bad = np.flatnonzero(np.isnan(probs) | (probs > 0))
+    if len(bad):
+        i = int(bad[0])
+        raise ARPAFormatError(
+            f"{name}, line {position + i + 1}: log10 probability {fields[i][0]} is not a number "
+            f"<= 0 (write {ARPA_ZERO:g} or -inf for probability 0)"
+        )
+    bad = np.flatnonzero(np.isnan(backoffs) | (backoffs == np.inf))
+    if len(bad):
+        i = int(bad[0])
+        raise ARPAFormatError(
+            f"{name}, line {position + i + 1}: log10 backoff {fields[i][-1]} is not finite or -inf"
+        )
+    words = list(itertools.chain.from_iterable(map(operator.itemgetter(slice(1, n + 1)), fields)))
+    return _Section(words, probs, backoffs, position + 1), position + expected
 
 
 def _build_model(
     sections: list[_Section], unknown_token: str, begin_token: str, end_token: str, name: str
 ) -> NGramModel:
     unigrams = sections[0]
-    words = [gram[0] for gram in unigrams.grams]
+    words = unigrams.words
     first_line: dict[str, int] = {}
     for word, line in zip(words, unigrams.lines, strict=True):
         if word in first_line:
@@ -308,14 +342,17 @@ def _build_model(
 
     orders = []
     for n, section in enumerate(sections, start=1):
-        try:
-            ids = [[vocabulary.stoi[w] for w in gram] for gram in section.grams]
-        except KeyError as error:
-            raise ARPAFormatError(
-                f"{name}: a {n}-gram uses {error.args[0]!r}, which is not a unigram"
-            ) from None
+        flat = np.fromiter(
+            map(vocabulary.stoi.get, section.words, itertools.repeat(-1)),
+            dtype=np.int64,
+            count=len(section.words),
+        )
+        missing = np.flatnonzero(flat < 0)
+        if len(missing):
+            word = section.words[int(missing[0])]
+            raise ARPAFormatError(f"{name}: a {n}-gram uses {word!r}, which is not a unigram")
         probs = natural(section.probs)
-        ids = torch.tensor(ids, dtype=torch.long).reshape(-1, n)
+        ids = torch.from_numpy(flat).reshape(-1, n)
         probs[ids[:, -1] == vocabulary.begin_id] = -torch.inf  # <s> is never predicted
         orders.append(
             NGramTable(
