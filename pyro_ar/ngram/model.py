@@ -471,24 +471,31 @@ class NGramModel:
             )
         return self._begin_resets
 
+    def _compiled_path(self) -> bool:
+        """Whether the compiled scorer may run: tables on the CPU that need no gradient, and
+        not under ``torch.compile``."""
+        return (
+            self.device.type == "cpu"
+            and not torch.compiler.is_compiling()
+            and not any(t.requires_grad for t in self.log_probs + self.log_backoffs)
+        )
+
+    def _tables(self) -> BackoffTables:
+        if self._compiled_tables is None:
+            self._compiled_tables = BackoffTables.build(
+                self.keys, self.log_probs, self.log_backoffs, len(self.vocabulary)
+            )
+        return self._compiled_tables
+
     def _flat_log_probs(self, flat: Tensor, segments: np.ndarray | None = None) -> Tensor:
         """:meth:`stream_log_probs` of a 1-D stream: the compiled kernel on the CPU (in
         parallel over ``segments``, independent pieces such as sentences), the torch reference
         elsewhere and under ``torch.compile``."""
-        compiled = (
-            flat.device.type == "cpu"
-            and not torch.compiler.is_compiling()
-            and not any(t.requires_grad for t in self.log_probs + self.log_backoffs)
-        )
-        if compiled:
+        if flat.device.type == "cpu" and self._compiled_path():
             # the kernel sees plain ids; their provenance (Pyro's dependency tracking) is
             # carried over to the scores
             (plain,), provenance = split_provenance(flat)
-            if self._compiled_tables is None:
-                self._compiled_tables = BackoffTables.build(
-                    self.keys, self.log_probs, self.log_backoffs, len(self.vocabulary)
-                )
-            scores = backoff_log_probs(plain, self._compiled_tables, self.order, segments)
+            scores = backoff_log_probs(plain, self._tables(), self.order, segments)
             return attach_provenance(scores, provenance)
         return backoff_log_probs_reference(
             flat, self.keys, self.log_probs, self.log_backoffs, len(self.vocabulary)

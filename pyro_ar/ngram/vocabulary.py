@@ -383,7 +383,7 @@ class Vocabulary:
         )
         lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))
         flat, offsets = vocabulary._encode_ids(
-            renumber[first_ids], lengths, tokens, sentences, special_tokens
+            renumber[first_ids], lengths, sentences, special_tokens
         )
         return vocabulary, flat, offsets
 
@@ -488,13 +488,14 @@ class Vocabulary:
             )
         sentences = sentences if isinstance(sentences, list) else list(sentences)
         lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))
-        tokens = list(itertools.chain.from_iterable(sentences))
         word_ids = np.fromiter(
-            map(self.stoi.get, tokens, itertools.repeat(-1)), dtype=np.int64, count=len(tokens)
+            map(self.stoi.get, itertools.chain.from_iterable(sentences), itertools.repeat(-1)),
+            dtype=np.int64,
+            count=int(lengths.sum()),
         )
-        return self._encode_ids(word_ids, lengths, tokens, sentences, special_tokens)
+        return self._encode_ids(word_ids, lengths, sentences, special_tokens)
 
-    def _encode_ids(self, word_ids, lengths, tokens, sentences, special_tokens):
+    def _encode_ids(self, word_ids, lengths, sentences, special_tokens):
         """:meth:`encode_corpus` from the tokens' ids (-1 for unknown ones)."""
         specials = [self.begin_id]
         if special_tokens != "allow":
@@ -505,7 +506,7 @@ class Vocabulary:
         if special.any():
             position = int(np.flatnonzero(special)[0])
             sentence = int(np.searchsorted(np.cumsum(lengths), position, side="right"))
-            token = tokens[position]
+            token = self.itos[int(word_ids[position])]  # a special id: the token itself
             if special_tokens != "skip":
                 if token == self.unknown_token:
                     hint = (
@@ -529,14 +530,11 @@ class Vocabulary:
                 sentence_of_token[special], minlength=len(sentences)
             ).astype(np.int64)
             word_ids = word_ids[~special]
-            tokens = None
         missing = word_ids < 0
         if missing.any():
             unknown = self.unknown_id
             if unknown is None:
-                words = (
-                    list(itertools.chain.from_iterable(sentences)) if tokens is None else tokens
-                )
+                words = itertools.chain.from_iterable(sentences)
                 self.lookup(next(w for w in words if w not in self.stoi))  # explanatory error
             word_ids[missing] = unknown
         offsets = np.zeros(len(sentences) + 1, dtype=np.int64)

@@ -29,8 +29,10 @@ __all__ = [
     "backoff_log_probs_reference",
     "find_entries",
     "hash_table",
+    "thread_pool",
 ]
 
+import functools
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -235,6 +237,19 @@ LANES = 8
 THREADS_ABOVE = 1 << 15
 
 
+@functools.cache
+def thread_pool() -> ThreadPoolExecutor:
+    """The process's pool of two threads for the compiled scorer (starting threads per call
+    costs more than scoring a short corpus). The loop releases the GIL, so work submitted here
+    runs beside Python code, e.g. the encoding of the next sentences.
+
+    Example:
+        >>> thread_pool().submit(sum, [1, 2]).result()
+        3
+    """
+    return ThreadPoolExecutor(2, thread_name_prefix="pyro_ar-ngram")
+
+
 def _cores() -> int:
     return (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -337,13 +352,19 @@ def _stream_scores(
 
 
 def backoff_log_probs(
-    flat: Tensor, tables: BackoffTables, order: int, segments: np.ndarray | None = None
+    flat: Tensor,
+    tables: BackoffTables,
+    order: int,
+    segments: np.ndarray | None = None,
+    threads: int | None = None,
 ) -> Tensor:
     """:func:`backoff_log_probs_reference` on the CPU by one compiled loop: the same values.
 
     ``segments`` (sorted start positions, the first 0) cuts the stream into independent pieces,
     e.g. sentences: each is scored as if it were a stream of its own (no context crosses a
-    start), and :data:`LANES` of them advance together (their look-ups overlap).
+    start), and :data:`LANES` of them advance together (their look-ups overlap). ``threads``:
+    1 or 2 (default: 2 for streams of :data:`THREADS_ABOVE` positions or more on a machine with
+    two processors); pass 1 from inside :func:`thread_pool`.
 
     Example:
         >>> keys = [torch.arange(3), torch.tensor([1 * 3 + 2])]
@@ -369,7 +390,12 @@ def backoff_log_probs(
     count = len(starts) - 1
     scores = np.empty(len(ids), dtype=np.float64)
     # long streams of many segments: two threads (the loop releases the GIL), each with its lanes
-    threads = 2 if len(ids) >= THREADS_ABOVE and count >= 2 * LANES and _cores() > 1 else 1
+    if threads is None:
+        long = len(ids) >= THREADS_ABOVE and count >= 2 * LANES
+        threads = 2 if long and _cores() > 1 else 1
+    if threads not in (1, 2):
+        raise ValueError(f"threads must be 1 or 2, got {threads}")
+    threads = min(threads, count)
     bounds = np.linspace(0, count, threads + 1).astype(np.int64)
 
     def run(part: int) -> None:
@@ -392,6 +418,5 @@ def backoff_log_probs(
     if threads == 1:
         run(0)
     else:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(run, range(threads)))
+        list(thread_pool().map(run, range(threads)))
     return torch.from_numpy(scores)

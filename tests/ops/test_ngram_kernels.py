@@ -204,7 +204,11 @@ def test_long_streams_scored_by_two_threads_equal_the_reference():
     )
     tables = BackoffTables.build(model.keys, model.log_probs, model.log_backoffs, size)
     # a fitted model never continues a context across <s>: pieces are independent
-    assert torch.equal(backoff_log_probs(stream, tables, model.order, offsets[:-1]), reference)
+    for threads in (None, 1, 2):
+        scores = backoff_log_probs(stream, tables, model.order, offsets[:-1], threads)
+        assert torch.equal(scores, reference)
+    with pytest.raises(ValueError, match="threads"):
+        backoff_log_probs(stream, tables, model.order, offsets[:-1], 3)
     assert torch.equal(model.stream_log_probs(stream[None])[0], reference)
     sentence_scores = model.score(test)
     expected = torch.stack(
