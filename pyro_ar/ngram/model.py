@@ -584,7 +584,8 @@ class NGramModel:
         sentences = token_lists(sentences)
         if len(sentences) == 0:
             raise ValueError("no sentences to score")
-        flat, offsets = self.vocabulary.encode_corpus(sentences)
+        with garbage_collection_paused():  # a large live corpus makes collections slow
+            flat, offsets = self.vocabulary.encode_corpus(sentences)
         ids = torch.from_numpy(flat).to(self.device)
         return self._flat_log_probs(ids, segments=offsets[:-1]), offsets  # sentence by sentence
 
