@@ -329,3 +329,50 @@ def test_bayesian_factor_analysis_with_nuts_is_healthy():
     weights = assemble_loadings(samples["loadings_lower"], samples["loadings_diagonal"], 4)
     covariance = (weights @ weights.transpose(-1, -2)).mean(0)
     assert torch.allclose(covariance, truth.weight @ truth.weight.T, atol=0.3)
+
+
+def _random_models(seed: int):
+    generator = torch.Generator().manual_seed(seed)
+
+    def tensor(*shape):
+        return torch.randn(*shape, generator=generator, dtype=torch.float64)
+
+    ppca = PPCA(tensor(2, 5), tensor(2, 5, 2), tensor(2).exp())
+    factor_analysis = FactorAnalysis(tensor(5), tensor(5, 3), tensor(2, 5).exp())
+    return ppca, factor_analysis
+
+
+def _full(model) -> torch.distributions.MultivariateNormal:
+    return torch.distributions.MultivariateNormal(model.mean, model.covariance_matrix)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_entropy_and_kl_equal_the_full_covariance_gaussians(seed):
+    ppca, factor_analysis = _random_models(seed)
+    for model in (ppca, factor_analysis):
+        assert model.entropy().shape == model.batch_shape == (2,)
+        torch.testing.assert_close(model.entropy(), _full(model).entropy())
+    kl = torch.distributions.kl_divergence
+    pairs = [(ppca, factor_analysis), (factor_analysis, ppca), (ppca, ppca)]
+    for p, q in pairs:
+        torch.testing.assert_close(kl(p, q), kl(_full(p), _full(q)))
+        assert bool((kl(p, q) >= -1e-9).all())
+    torch.testing.assert_close(kl(ppca, ppca), torch.zeros(2, dtype=torch.float64))
+    torch.testing.assert_close(
+        kl(ppca, _full(factor_analysis)), kl(_full(ppca), _full(factor_analysis))
+    )
+    torch.testing.assert_close(
+        kl(_full(ppca), factor_analysis), kl(_full(ppca), _full(factor_analysis))
+    )
+
+
+def test_entropy_and_kl_pass_gradients_to_every_parameter():
+    loc = torch.zeros(4, requires_grad=True)
+    weight = torch.randn(4, 2, dtype=torch.float32, requires_grad=True)
+    noise = torch.ones(4, requires_grad=True)
+    model = FactorAnalysis(loc, weight, noise)
+    other = PPCA(torch.ones(4), torch.randn(4, 1), torch.tensor(0.5))
+    (torch.distributions.kl_divergence(model, other) + model.entropy()).backward()
+    for parameter in (loc, weight, noise):
+        assert parameter.grad is not None and torch.isfinite(parameter.grad).all()
+    assert weight.grad.abs().sum() > 0 and noise.grad.abs().sum() > 0
