@@ -34,11 +34,13 @@ from common import timed_pair, write_result
 
 from pyro_ar.data.penn_treebank import load_penn_treebank
 from pyro_ar.ngram import NGramModel, read_sentences, write_arpa
+from pyro_ar.ngram.arpa import arpa_entries
 
 COLD_RUN = """
 import sys, time
 start = time.perf_counter()
 from pyro_ar.ngram import NGramModel, read_sentences, write_arpa
+from pyro_ar.ngram.arpa import arpa_entries
 sentences = read_sentences(sys.argv[1], kenlm_compatible=True)
 model = NGramModel.fit(sentences, order=int(sys.argv[3]), special_tokens="skip")
 write_arpa(model, sys.argv[2])
@@ -46,22 +48,8 @@ print(time.perf_counter() - start)
 """
 
 
-def read_entries(path: Path) -> dict[tuple[str, ...], tuple[float, float]]:
-    entries, order = {}, 0
-    with open(path, encoding="utf-8") as file:
-        for line in file:
-            line = line.rstrip("\n")
-            if line.startswith("\\") and line.endswith("-grams:"):
-                order = int(line[1 : line.index("-")])
-            elif order and line and not line.startswith("\\"):
-                fields = line.split("\t")
-                values = (float(fields[0]), float(fields[2]) if len(fields) > 2 else 0.0)
-                entries[tuple(fields[1].split(" "))] = tuple(max(v, -99.0) for v in values)
-    return entries
-
-
 def compare_arpa(ours: Path, theirs: Path) -> dict:
-    a, b = read_entries(ours), read_entries(theirs)
+    a, b = arpa_entries(ours), arpa_entries(theirs)
     common = [gram for gram in b if gram in a and gram != ("<s>",)]
     worst = max(max(abs(x - y) for x, y in zip(a[g], b[g], strict=True)) for g in common)
     return {"same_ngrams": set(a) == set(b), "entries": len(b), "max_abs_log10_difference": worst}

@@ -15,6 +15,7 @@ __all__ = [
     "ARPA_ZERO",
     "ARPAFormatError",
     "UNIGRAM_SUM_TOLERANCE",
+    "arpa_entries",
     "read_arpa",
     "split_fields",
     "write_arpa",
@@ -224,6 +225,33 @@ def _parse_header(lines: list[str], name: str) -> tuple[list[int], int]:
 
 #: What separates the fields of an ARPA line for KenLM: space, tab and carriage return.
 _FIELD_SEPARATORS = re.compile(r"[ \t\r]+")
+
+
+def arpa_entries(path: str | os.PathLike) -> dict[tuple[str, ...], tuple[float, float]]:
+    r"""Every n-gram of an ARPA file, as words, with its log10 probability and backoff as
+    written (backoff 0 where omitted; ``-inf`` read as :data:`ARPA_ZERO`, as SRILM writes it):
+    for comparing two files entry by entry. It checks nothing; :func:`read_arpa` does.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "model.arpa"
+        >>> lines = ["\\data\\", "ngram 1=2", "", "\\1-grams:", "-inf\t<s>\t-0.5", "0\t</s>"]
+        >>> lines.append("\\end\\")
+        >>> _ = path.write_text("\n".join(lines) + "\n")
+        >>> arpa_entries(path)
+        {('<s>',): (-99.0, -0.5), ('</s>',): (0.0, 0.0)}
+    """
+    entries, order = {}, 0
+    with open(path, encoding="utf-8", newline="") as file:
+        for line in file:
+            line = line.rstrip("\n")
+            if line.startswith("\\") and line.endswith("-grams:"):
+                order = int(line[1 : line.index("-")])
+            elif order and line and not line.startswith("\\"):
+                fields = line.split("\t")
+                values = (float(fields[0]), float(fields[2]) if len(fields) > 2 else 0.0)
+                entries[tuple(fields[1].split(" "))] = tuple(max(v, ARPA_ZERO) for v in values)
+    return entries
 
 
 def split_fields(line: str) -> list[str]:

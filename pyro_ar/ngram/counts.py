@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "NGramCounts",
     "check_order",
+    "check_training_special_tokens",
     "count_encoded",
     "count_in_shards",
     "count_ngrams",
@@ -104,6 +105,20 @@ def check_order(order: object) -> int:
     return int(order)
 
 
+def check_training_special_tokens(special_tokens: str) -> None:
+    """``ValueError`` for ``special_tokens="allow"``, a mode for scoring: training text takes
+    ``"error"``, ``"skip"`` or ``"unknown"`` (the others are checked by the encoder).
+
+    Example:
+        >>> check_training_special_tokens("skip")
+    """
+    if special_tokens == "allow":
+        raise ValueError(
+            "special_tokens='allow' is for scoring; training text takes 'error', "
+            "'skip' or 'unknown'"
+        )
+
+
 def count_ngrams(
     sentences: Iterable[Sequence[str]],
     order: int,
@@ -136,11 +151,7 @@ def count_ngrams(
         [0, 3, 3, 5, 3]
     """
     order = check_order(order)
-    if special_tokens == "allow":
-        raise ValueError(
-            "special_tokens='allow' is for scoring; training text takes 'error', "
-            "'skip' or 'unknown'"
-        )
+    check_training_special_tokens(special_tokens)
     flat, offsets = vocabulary.encode_corpus(sentences, special_tokens=special_tokens)
     return count_encoded(flat, offsets, order, vocabulary)
 

@@ -20,7 +20,13 @@ from ..ops.backoff_scores import (
     find_entries,
 )
 from ..ops.provenance import attach_provenance, split_provenance
-from .counts import NGramCounts, check_order, count_encoded, count_ngrams
+from .counts import (
+    NGramCounts,
+    check_order,
+    check_training_special_tokens,
+    count_encoded,
+    count_ngrams,
+)
 from .smoothing import Interpolation, prune, smooth
 from .vocabulary import Vocabulary, garbage_collection_paused, token_lists
 
@@ -194,11 +200,7 @@ class NGramModel:
             if len(sentences) == 0:
                 raise ValueError("cannot fit an n-gram model to an empty corpus")
             if vocabulary is None:
-                if special_tokens == "allow":
-                    raise ValueError(
-                        "special_tokens='allow' is for scoring; training text "
-                        "takes 'error', 'skip' or 'unknown'"
-                    )
+                check_training_special_tokens(special_tokens)
                 vocabulary, flat, offsets = Vocabulary.build_and_encode(
                     sentences, min_count, special_tokens
                 )
@@ -275,11 +277,7 @@ class NGramModel:
         """Entries of ``(context entry, word)`` in sorted ``keys``, ``-1`` where missing."""
         result = torch.full_like(words, -1)
         valid = torch.nonzero(context >= 0, as_tuple=True)
-        if len(keys) == 0 or len(valid[0]) == 0:
-            return result
-        query = context[valid] * size + words[valid]
-        position = torch.searchsorted(keys, query).clamp_(max=len(keys) - 1)
-        result[valid] = torch.where(keys[position] == query, position, -1)
+        result[valid] = find_entries(keys, context[valid] * size + words[valid])
         return result
 
     @classmethod

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from pyro_ar.ngram import DiscountError, NGramModel, read_arpa, read_sentences, write_arpa
+from pyro_ar.ngram.arpa import arpa_entries
 
 LMPLZ = os.environ.get("LMPLZ") or shutil.which("lmplz")
 pytestmark = pytest.mark.skipif(
@@ -28,20 +29,6 @@ pytestmark = pytest.mark.skipif(
 FALLBACK = (0.5, 1.0, 1.5)
 # lmplz computes in float32 and prints shortest float32 values
 TOLERANCE = 2e-6
-
-
-def read_entries(path: Path) -> dict[tuple[str, ...], tuple[float, float]]:
-    """Every n-gram of an ARPA file with its log10 probability and backoff (0 if absent;
-    -inf and -99 both mean zero)."""
-    entries, order = {}, 0
-    for line in path.read_text(encoding="utf-8").split("\n"):
-        if line.startswith("\\") and line.endswith("-grams:"):
-            order = int(line[1 : line.index("-")])
-        elif order and line and not line.startswith("\\"):
-            fields = line.split("\t")
-            values = [float(fields[0]), float(fields[2]) if len(fields) > 2 else 0.0]
-            entries[tuple(fields[1].split(" "))] = tuple(max(v, -99.0) for v in values)
-    return entries
 
 
 def lmplz(lines: list[str], order: int, arguments: list[str], directory: Path):
@@ -56,8 +43,8 @@ def lmplz(lines: list[str], order: int, arguments: list[str], directory: Path):
 
 
 def assert_same_model(theirs: Path, ours: NGramModel, directory: Path) -> None:
-    expected = read_entries(theirs)
-    actual = read_entries(write_arpa(ours, directory / "ours.arpa"))
+    expected = arpa_entries(theirs)
+    actual = arpa_entries(write_arpa(ours, directory / "ours.arpa"))
     assert set(actual) == set(expected), sorted(set(actual) ^ set(expected))[:5]
     worst = max(
         max(abs(a - b) for a, b in zip(actual[gram], values, strict=True))
