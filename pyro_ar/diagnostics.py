@@ -101,7 +101,7 @@ def to_inference_data(
         if missing:
             raise ValueError(f"no such sampled sites: {sorted(missing)}")
         samples = {name: samples[name] for name in sites}
-    discrete = set(getattr(kernel, "latent_sites", ()))  # a Gibbs kernel's sites are discrete
+    discrete = set(getattr(kernel, "discrete_sites", ()))
     posterior = {}
     for name, value in samples.items():
         if chains_in_tensor:
@@ -162,7 +162,7 @@ def _observed_and_likelihood(mcmc: MCMC, samples: Mapping, compute_likelihood: b
     """Observed values and per-draw log-likelihoods ``(chain, draw, ...)`` of observed sites,
     from the latent ``samples`` as ``get_samples(group_by_chain=True)`` gives them."""
     kernel = mcmc.kernel
-    model = getattr(kernel, "_chained_model", None) or kernel.model
+    model = getattr(kernel, "chained_model", None) or kernel.model
     args, kwargs = getattr(mcmc, "_args", ()), getattr(mcmc, "_kwargs", {})
     num_chains, num_draws = next(iter(samples.values())).shape[:2]
     prior = poutine.trace(model).get_trace(*args, **kwargs)

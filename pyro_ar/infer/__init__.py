@@ -16,7 +16,8 @@ from ..models.bayesian_linear_gaussian import (
 )
 from .contrastive_divergence import ContrastiveDivergence, pseudo_likelihood, reconstruction_error
 from .epochs import EpochLoop, LoopState
-from .gibbs import GibbsKernel
+from .gibbs import GibbsKernel, fast_initial_state
+from .hmc_gibbs import HMCGibbs
 from .linear_gaussian import (
     DEFAULT_RELATIVE_NOISE_FLOOR,
     LinearGaussianFit,
@@ -43,6 +44,7 @@ from .trainer import (
 __all__ = [
     "ContrastiveDivergence",
     "GibbsKernel",
+    "HMCGibbs",
     "LogPartitionEstimate",
     "RBMEpoch",
     "RBMTrainingConfig",
@@ -62,6 +64,7 @@ __all__ = [
     "initial_values",
     "rotate_to_lower_triangular",
     "LinearGaussianFit",
+    "fast_initial_state",
     "fit_by_svi",
     "fit_factor_analysis",
     "fit_ppca",

@@ -3,9 +3,10 @@ coordinate-wise Gibbs for every other discrete site, with chains vectorized in o
 
 from __future__ import annotations
 
-__all__ = ["GibbsKernel", "base_distribution"]
+__all__ = ["GibbsKernel", "base_distribution", "fast_initial_state"]
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 
 import pyro
@@ -113,7 +114,19 @@ class _QuickRBMStart(Messenger):
                 msg["value"] = base.initial_visible(shape[:-1])
 
 
-def _quick_start(model: Callable) -> Callable:
+def fast_initial_state(model: Callable) -> Callable:
+    """The model with every unobserved RBM site drawn independently from its visible biases
+    (:meth:`~pyro_ar.distributions.RBM.initial_visible`) instead of by ``RBM.sample``'s long
+    Gibbs chain: an MCMC kernel only needs some starting state, and a fast one.
+
+    Example:
+        >>> import pyro.distributions as dist
+        >>> def model():
+        ...     return pyro.sample("x", dist.Bernoulli(torch.tensor([0.5])).to_event(1))
+        >>> fast_initial_state(model)().shape
+        torch.Size([1])
+    """
+
     def wrapped(*args, **kwargs):
         with _QuickRBMStart():
             return model(*args, **kwargs)
@@ -234,6 +247,19 @@ class GibbsKernel(MCMCKernel):
         return tuple(getattr(self, "_latent", ()))
 
     @property
+    def discrete_sites(self) -> tuple[str, ...]:
+        """The sites whose samples are discrete (here: every latent site), for
+        :func:`~pyro_ar.diagnostics.to_inference_data`."""
+        return self.latent_sites
+
+    @property
+    def parallel_plates(self) -> dict[str, tuple[int, ...]]:
+        """Site -> the plate dims (negative, as in ``pyro.plate(dim=...)``) along which its
+        elements are drawn together, one model evaluation per candidate value (decided by
+        :meth:`setup`: plates that hold every site depending on it, confirmed numerically)."""
+        return dict(getattr(self, "_parallel_dims", {}))
+
+    @property
     def block_sites(self) -> frozenset[str]:
         """The sites updated by block Gibbs (decided by :meth:`setup`: RBM sites on which no
         other site depends); every other latent site gets element-wise updates."""
@@ -246,8 +272,8 @@ class GibbsKernel(MCMCKernel):
         self._step = 0
         self._flips = []
         if self.max_plate_nesting is None:
-            self.max_plate_nesting = _plate_nesting(_quick_start(self.model), args, kwargs)
-        prior = poutine.trace(_quick_start(self._chained_model)).get_trace(*args, **kwargs)
+            self.max_plate_nesting = _plate_nesting(fast_initial_state(self.model), args, kwargs)
+        prior = poutine.trace(fast_initial_state(self.chained_model)).get_trace(*args, **kwargs)
         self._latent = [
             name
             for name, site in prior.nodes.items()
@@ -273,13 +299,15 @@ class GibbsKernel(MCMCKernel):
             name: params[name].dim() - self._event_dims[name] - (self.max_plate_nesting + 1)
             for name in self._latent
         }
-        self._block = self._free_rbm_sites(prior, params)
+        dependencies = self._dependencies(prior)
+        self._block = self._free_rbm_sites(prior, params, dependencies)
         self._candidates = {
             name: _candidate_values(prior.nodes[name]["fn"].support, name)
             for name in self._latent
             if name not in self._block
         }
-        log_density = self._log_density(params)
+        self._find_parallel_plates(prior, params, dependencies)
+        log_density = self.log_density(params)
         params["lp__"] = log_density.detach()
         params["flip_rate__"] = torch.zeros_like(log_density)
         self._initial_params = params
@@ -300,7 +328,7 @@ class GibbsKernel(MCMCKernel):
             changed += (state[name] != before).double().sum().item()
             total += before.numel()
         self._step += 1
-        log_density = self._log_density(state).detach()
+        log_density = self.log_density(state).detach()
         flip_rate = torch.full_like(log_density, changed / max(total, 1))
         self._last_lp = float(log_density.mean())
         self._last_flip_rate = changed / max(total, 1)
@@ -327,7 +355,9 @@ class GibbsKernel(MCMCKernel):
             return 0
         return self._chain_axes[name]
 
-    def _chained_model(self, *args, **kwargs):
+    def chained_model(self, *args, **kwargs):
+        """The model inside the plate of vectorized chains (the model itself without them):
+        what the kernel conditions and traces."""
         if self.num_vectorized_chains is None:
             return self.model(*args, **kwargs)
         with pyro.plate(
@@ -336,11 +366,13 @@ class GibbsKernel(MCMCKernel):
             return self.model(*args, **kwargs)
 
     def _trace(self, state: Mapping[str, Tensor]):
-        conditioned = poutine.condition(self._chained_model, data=dict(state))
+        conditioned = poutine.condition(self.chained_model, data=dict(state))
         return poutine.trace(conditioned).get_trace(*self._args, **self._kwargs)
 
-    def _log_density(self, state: Mapping[str, Tensor]) -> Tensor:
-        """Joint log-density per vectorized chain (shape ``(C,)``, or ``()``)."""
+    def log_density(self, state: Mapping[str, Tensor]) -> Tensor:
+        """The model's joint log-density at ``state`` (latent site -> value), unnormalized for
+        RBM sites: :math:`\\sum_\text{sites} \\log p`, per vectorized chain (shape ``(C,)``, or
+        ``()`` without vectorized chains)."""
         trace = self._trace(state)
         total = None
         for site in trace.nodes.values():
@@ -363,25 +395,39 @@ class GibbsKernel(MCMCKernel):
         )
         return density.movedim(axis, 0).reshape(self.num_vectorized_chains, -1).sum(-1)
 
-    def _free_rbm_sites(self, trace, state: Mapping[str, Tensor]) -> set[str]:
+    def _dependencies(self, prior) -> dict | None:
+        """Pyro's dependency graph of the model, computed only where a decision needs it (an
+        RBM site, or a latent site inside a plate); ``None`` if it cannot be computed."""
+        needed = any(
+            isinstance(base_distribution(prior.nodes[name]["fn"]), RBMBase)
+            or any(
+                frame.dim is not None and frame.name != _CHAIN_PLATE
+                for frame in prior.nodes[name]["cond_indep_stack"]
+            )
+            for name in self._latent
+        )
+        if not needed:
+            return None
+        try:
+            from pyro.infer.inspect import get_dependencies
+
+            return get_dependencies(fast_initial_state(self.model), self._args, self._kwargs)
+        except Exception as error:  # provenance tracking fails on some models
+            logger.warning(
+                "dependency analysis failed (%s); element-wise Gibbs for every site", error
+            )
+            return None
+
+    def _free_rbm_sites(self, trace, state: Mapping[str, Tensor], dependencies) -> set[str]:
         """Latent RBM sites on which no other site depends (block Gibbs is exact for them):
-        Pyro's dependency graph (computed once, and only if there is an RBM site) proposes
-        them, and :meth:`_enters_other_sites` confirms each numerically."""
+        Pyro's dependency graph proposes them, and :meth:`_enters_other_sites` confirms each
+        numerically."""
         rbm_sites = [
             name
             for name in self._latent
             if isinstance(base_distribution(trace.nodes[name]["fn"]), RBMBase)
         ]
-        if not rbm_sites:
-            return set()
-        try:
-            from pyro.infer.inspect import get_dependencies
-
-            dependencies = get_dependencies(_quick_start(self.model), self._args, self._kwargs)
-        except Exception as error:  # provenance tracking fails on some models
-            logger.warning(
-                "dependency analysis failed (%s); element-wise Gibbs for RBM sites", error
-            )
+        if not rbm_sites or dependencies is None:
             return set()
         free = set()
         for name in rbm_sites:
@@ -434,50 +480,153 @@ class GibbsKernel(MCMCKernel):
         visible, _ = rbm.gibbs_step(state[name], sampler=self._sampler)
         return self._apply_clamp(name, visible.to(state[name].dtype))
 
-    def _element_layout(self, value: Tensor, event_dim: int):
-        """Views a site value as ``(C, elements)`` and back."""
-        if self.num_vectorized_chains is None:
-            # a copy: the update must not edit the previous state (the caller's draw) in place
-            flat = value.reshape(1, -1).clone()
-            return flat, lambda f: f.reshape(value.shape)
-        axis = value.dim() - event_dim - (self.max_plate_nesting + 1)
-        if axis < 0 or value.shape[axis] != self.num_vectorized_chains:
-            raise ValueError(
-                f"a value of shape {tuple(value.shape)} lacks the chain axis of size "
-                f"{self.num_vectorized_chains} at dim {-(self.max_plate_nesting + 1 + event_dim)}"
-            )
-        moved = value.movedim(axis, 0)
-        shape = moved.shape
-
-        def back(flat: Tensor) -> Tensor:
-            return flat.reshape(shape).movedim(0, axis)
-
-        return moved.reshape(shape[0], -1).clone(), back
-
     def _coordinate_update(self, state: dict[str, Tensor], name: str) -> Tensor:
-        event_dim = self._event_dims[name]
-        flat, back = self._element_layout(state[name], event_dim)
-        free = torch.ones(flat.shape[1], dtype=torch.bool)
+        """One sweep over the elements of site ``name``, each drawn from its full conditional;
+        the elements along :attr:`parallel_plates` (and the vectorized chains) are
+        conditionally independent and drawn together, from one model evaluation per
+        candidate value."""
+        value = state[name]
+        layout = _ElementLayout(value, self._parallel_axes(name, value))
+        flat = layout.flatten(value).clone()  # the update must not edit the caller's draw
+        free = torch.ones_like(flat, dtype=torch.bool)
         if name in self.clamped:
-            mask_flat, _ = self._element_layout(
-                torch.as_tensor(
-                    self.clamped[name][1], dtype=torch.bool, device=flat.device
-                ).expand(state[name].shape),
-                event_dim,
-            )
-            free = ~mask_flat[0].cpu()
+            mask = torch.as_tensor(self.clamped[name][1], dtype=torch.bool, device=flat.device)
+            free = ~layout.flatten(mask.expand(value.shape))
         candidates = torch.tensor(self._candidates[name], dtype=flat.dtype, device=flat.device)
-        for element in torch.nonzero(free).flatten().tolist():
+        for element in torch.nonzero(free.any(0).cpu()).flatten().tolist():
             scores = []
-            for value in candidates:
+            for candidate in candidates:
                 proposal = flat.clone()
-                proposal[:, element] = value
+                proposal[:, element] = candidate
                 # values outside the support score -inf instead of failing validation
                 with pyro.validation_enabled(False):
-                    scores.append(self._log_density({**state, name: back(proposal)}))
+                    scores.append(
+                        self._element_scores(
+                            {**state, name: layout.restore(proposal)}, name, layout
+                        )
+                    )
             choice = torch.distributions.Categorical(logits=torch.stack(scores, -1)).sample()
-            flat[:, element] = candidates[choice]
-        return back(flat)
+            flat[:, element] = torch.where(free[:, element], candidates[choice], flat[:, element])
+        return layout.restore(flat)
+
+    def _parallel_axes(self, name: str, value: Tensor) -> tuple[int, ...]:
+        """The axes of ``value`` updated in parallel: the vectorized-chain axis and the
+        dims of the site's parallel plates."""
+        batch_ndim = value.dim() - self._event_dims[name]
+        axes = []
+        for dim in self._parallel_dims.get(name, ()):
+            if batch_ndim + dim >= 0:
+                axes.append(batch_ndim + dim)
+        if self.num_vectorized_chains is not None:
+            axis = batch_ndim - (self.max_plate_nesting + 1)
+            if axis < 0 or value.shape[axis] != self.num_vectorized_chains:
+                raise ValueError(
+                    f"a value of shape {tuple(value.shape)} lacks the chain axis of size "
+                    f"{self.num_vectorized_chains} at dim "
+                    f"{-(self.max_plate_nesting + 1 + self._event_dims[name])}"
+                )
+            axes.append(axis)
+        return tuple(sorted(set(axes)))
+
+    def _element_scores(self, state: Mapping[str, Tensor], name: str, layout) -> Tensor:
+        """The joint log-density for each parallel element of site ``name``, shape ``(P,)``:
+        every site's log-density summed over all dims but the parallel ones (a term outside
+        the parallel plates adds the same constant to every candidate)."""
+        batch_ndim = state[name].dim() - self._event_dims[name]
+        total = None
+        for site in self._trace(state).nodes.values():
+            if site["type"] != "sample" or site_is_subsample(site):
+                continue
+            density = _site_log_density(site)
+            if density.dim() > batch_ndim:
+                density = density.sum(tuple(range(density.dim() - batch_ndim)))
+            density = density.reshape((1,) * (batch_ndim - density.dim()) + density.shape)
+            others = tuple(axis for axis in range(batch_ndim) if axis not in layout.axes)
+            if others:
+                density = density.sum(others, keepdim=True)
+            total = density if total is None else total + density
+        return layout.flatten_batch(total)
+
+    def _find_parallel_plates(self, prior, state: Mapping[str, Tensor], dependencies) -> None:
+        """For each element-wise site, the plates along which its elements are conditionally
+        independent given the rest: those of its plates that contain every site depending on
+        it (Pyro's dependency analysis), confirmed numerically by changing one element and
+        checking that no other element's conditional moves."""
+        self._parallel_dims: dict[str, tuple[int, ...]] = {}
+        for name in self._latent:
+            if name in self._block:
+                continue
+            frames = {
+                frame.name: frame.dim
+                for frame in prior.nodes[name]["cond_indep_stack"]
+                if frame.dim is not None and frame.name != _CHAIN_PLATE
+            }
+            if not frames or dependencies is None:
+                continue
+            for other, upstream in dependencies["prior_dependencies"].items():
+                if other == name or name not in upstream or other not in prior.nodes:
+                    continue
+                inside = {frame.name for frame in prior.nodes[other]["cond_indep_stack"]}
+                frames = {plate: dim for plate, dim in frames.items() if plate in inside}
+            dims = tuple(sorted(frames.values()))
+            if dims:
+                self._parallel_dims[name] = dims
+                if not self._conditionals_separate(state, name):
+                    logger.warning(
+                        "the elements of site %s along plates %s are not conditionally "
+                        "independent numerically, although dependency analysis says so (a "
+                        "distribution in the model drops Pyro's provenance): element-wise "
+                        "Gibbs along them instead",
+                        name,
+                        sorted(frames),
+                    )
+                    del self._parallel_dims[name]
+
+    def _conditionals_separate(self, state: Mapping[str, Tensor], name: str) -> bool:
+        """Whether changing the first parallel element of ``name`` leaves the other elements'
+        scores unchanged (they must not see it)."""
+        value = state[name]
+        layout = _ElementLayout(value, self._parallel_axes(name, value))
+        flat = layout.flatten(value).clone()
+        if flat.shape[0] < 2:
+            return True
+        candidates = self._candidates[name]
+        changed = flat.clone()
+        changed[0] = torch.where(
+            changed[0] == candidates[0],
+            torch.tensor(candidates[-1], dtype=flat.dtype, device=flat.device),
+            torch.tensor(candidates[0], dtype=flat.dtype, device=flat.device),
+        )
+        with pyro.validation_enabled(False):
+            before = self._element_scores(state, name, layout)
+            after = self._element_scores({**state, name: layout.restore(changed)}, name, layout)
+        # only row 0 (one chain's first plate element) changed: no other row may see it
+        return bool(torch.allclose(before[1:], after[1:], rtol=1e-5, atol=1e-6, equal_nan=True))
+
+
+class _ElementLayout:
+    """Views a site value as a ``(P, S)`` matrix: ``P`` elements along the parallel ``axes``
+    (updated together) by ``S`` elements along the other axes (updated in turn)."""
+
+    def __init__(self, value: Tensor, axes: tuple[int, ...]) -> None:
+        self.axes = axes
+        self.shape = value.shape
+        self._front = tuple(range(len(axes)))
+        self.moved_shape = value.movedim(axes, self._front).shape
+        self.num_parallel = math.prod(self.moved_shape[: len(axes)])
+
+    def flatten(self, tensor: Tensor) -> Tensor:
+        return tensor.movedim(self.axes, self._front).reshape(self.num_parallel, -1)
+
+    def restore(self, flat: Tensor) -> Tensor:
+        return flat.reshape(self.moved_shape).movedim(self._front, self.axes)
+
+    def flatten_batch(self, density: Tensor) -> Tensor:
+        """A batch-shaped density (size 1 off the parallel axes) as a ``(P,)`` vector."""
+        sizes = [1] * density.dim()
+        for axis in self.axes:
+            sizes[axis] = self.shape[axis]
+        return density.expand(sizes).movedim(self.axes, self._front).reshape(self.num_parallel)
 
 
 def _plate_nesting(model, args, kwargs) -> int:
