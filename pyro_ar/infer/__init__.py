@@ -14,6 +14,7 @@ from ..models.bayesian_linear_gaussian import (
     initial_values,
     rotate_to_lower_triangular,
 )
+from .autoguides import AutoBinaryAutoregressive, AutoGaussianMADE, InverseAutoregressiveAffine
 from .contrastive_divergence import ContrastiveDivergence, pseudo_likelihood, reconstruction_error
 from .epochs import EpochLoop, LoopState
 from .gibbs import GibbsKernel, fast_initial_state
@@ -42,6 +43,9 @@ from .trainer import (
 )
 
 __all__ = [
+    "AutoBinaryAutoregressive",
+    "AutoGaussianMADE",
+    "InverseAutoregressiveAffine",
     "ContrastiveDivergence",
     "GibbsKernel",
     "HMCGibbs",
