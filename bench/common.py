@@ -48,11 +48,27 @@ def command() -> str:
     return "python " + " ".join(shlex.quote(arg) for arg in sys.argv)
 
 
+def portable(value):
+    """``value`` with every absolute path written relative to the repository (results are
+    committed, and no machine's paths may appear in a committed file)."""
+    if isinstance(value, dict):
+        return {key: portable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [portable(item) for item in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return os.path.relpath(value, RESULTS.parent.parent)
+    return value
+
+
 def write_result(name: str, figures: dict) -> Path:
-    """Writes ``figures`` with the machine and command to ``bench/results/NAME.json``."""
+    """Writes ``figures`` with the machine and command to ``bench/results/NAME.json`` (paths
+    made relative to the repository), atomically."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"command": command(), "machine": machine(), **figures}, indent=1))
+    record = portable({"command": command(), "machine": machine(), **figures})
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(record, indent=1))
+    os.replace(partial, path)
     print(f"wrote {path}")
     return path
 

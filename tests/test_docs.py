@@ -116,3 +116,29 @@ def test_site_builds_without_warnings_and_documents_every_public_name(tmp_path):
         assert text in html_module.unescape(re.sub(r"<[^>]+>", "", html)), page
     # rendered with their stored outputs (figures included)
     assert "<img" in (output / f"tutorials/{notebooks[0]}.html").read_text()
+
+
+MACHINE_PATH = re.compile(r"(/root/|/home/[^/\s]+/|/work/|/tmp/|site-packages/|[A-Z]:\\Users)")
+
+
+def test_no_committed_file_names_a_machine_path():
+    """Benchmark results, documentation, code and tutorials are read on other machines: a path
+    of this one (a data directory, a temporary file) must never be written into them."""
+    folders = ["bench", "docs", "pyro_ar", "tutorials", "tools"]
+    files = [ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "pyproject.toml"]
+    for folder in folders:
+        files += [
+            path
+            for path in (ROOT / folder).rglob("*")
+            if path.is_file()
+            and "_build" not in path.parts
+            and "__pycache__" not in path.parts
+            and path.suffix in {".py", ".md", ".json", ".ipynb", ".sh", ".toml", ".txt", ".cfg"}
+        ]
+    offenders = [
+        f"{path.relative_to(ROOT)}: {match.group(0)}"
+        for path in files
+        for match in [MACHINE_PATH.search(path.read_text(errors="replace"))]
+        if match
+    ]
+    assert not offenders, offenders
