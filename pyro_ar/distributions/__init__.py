@@ -1,6 +1,6 @@
 r"""Pyro distributions of the classic deep density models."""
 
-from .autoregressive import BinaryAutoregressive
+from .autoregressive import BinaryAutoregressive, MarginalEstimate
 from .fvsbn import FVSBN
 from .linear_gaussian import PPCA, FactorAnalysis, LinearGaussianLatent
 from .made import (
@@ -18,6 +18,7 @@ from .rbm import RBM, GaussianBernoulliRBM, LogPartitionError, RBMBase
 __all__ = [
     "BernoulliMADE",
     "BinaryAutoregressive",
+    "MarginalEstimate",
     "CategoricalMADE",
     "FVSBN",
     "FactorAnalysis",

@@ -46,7 +46,9 @@ class MADEModule(DensityModule, name="made"):
     and :meth:`after_optimizer_step` moves to the next one (connectivity-agnostic training, one
     mask set per step: :func:`~pyro_ar.infer.fit_maximum_likelihood` calls it after every step;
     with your own SVI loop, call it after each ``svi.step``); in evaluation mode a call returns
-    the :class:`~pyro_ar.distributions.MADEEnsemble` of all mask sets. Calling the module never
+    the :class:`~pyro_ar.distributions.MADEEnsemble` of all mask sets. With ``fresh_masks``
+    every update draws a new mask set, and evaluation averages ``evaluation_masks`` drawn ones.
+    Calling the module never
     changes its state, so scoring it (e.g. :func:`~pyro_ar.infer.mean_nll`, which evaluates
     in evaluation mode) gives the same figure every time.
 
@@ -62,6 +64,13 @@ class MADEModule(DensityModule, name="made"):
         context_features: See :class:`~pyro_ar.nn.MaskedAutoencoder`.
         num_masks: See :class:`~pyro_ar.nn.MaskedAutoencoder`.
         order_agnostic: See :class:`~pyro_ar.nn.MaskedAutoencoder`.
+        fresh_masks: Order- and connectivity-agnostic training as the MADE paper runs it: a
+            new mask set (random hidden degrees; a new ordering too with ``order_agnostic``)
+            drawn from the seeded generator after every update, and evaluation as the
+            log-mean-exp over ``evaluation_masks`` mask sets drawn from ``evaluation_seed``
+            (:meth:`evaluation_network`; it costs ``evaluation_masks`` network passes).
+        evaluation_masks: The number of masks evaluation averages over with ``fresh_masks``.
+        evaluation_seed: The seed of those masks.
         data: Optional binary data ``(N, D)``: with ``"bernoulli"``, output biases start at its
             marginal logits.
         seed: Seed of the random ordering, degrees and weights.
@@ -89,10 +98,23 @@ class MADEModule(DensityModule, name="made"):
         context_features: int = 0,
         num_masks: int = 1,
         order_agnostic: bool = False,
+        fresh_masks: bool = False,
+        evaluation_masks: int = 32,
+        evaluation_seed: int = 0,
         data: Tensor | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
+        if fresh_masks and num_masks != 1:
+            raise ValueError(
+                "fresh_masks draws a new mask set at every update into one slot: use "
+                f"num_masks=1 (got {num_masks}) and evaluation_masks for the test-time average"
+            )
+        if evaluation_masks < 1:
+            raise ValueError(f"evaluation_masks must be positive, got {evaluation_masks}")
+        self.fresh_masks = fresh_masks
+        self.evaluation_masks = evaluation_masks
+        self.evaluation_seed = evaluation_seed
         hidden_features = layer_sizes("MADEModule", hidden_features)
         if likelihood not in LIKELIHOODS:
             raise ValueError(
@@ -138,13 +160,25 @@ class MADEModule(DensityModule, name="made"):
         distribution, in evaluation mode their :class:`~pyro_ar.distributions.MADEEnsemble`.
         """
         component = LIKELIHOODS[self.likelihood]
+        if self.fresh_masks and not self.training:
+            return MADEEnsemble(self.evaluation_network(), context, component)
         if self.network.num_masks == 1 or self.training:
             return component(self.network, context)
         return MADEEnsemble(self.network, context, component)
 
+    def evaluation_network(self) -> MaskedAutoencoder:
+        """With ``fresh_masks``: the network (same weights) with the ``evaluation_masks`` mask
+        sets drawn from ``evaluation_seed`` that evaluation averages over; the same sets at
+        every call."""
+        return self.network.with_drawn_masks(self.evaluation_masks, self.evaluation_seed)
+
     def after_optimizer_step(self) -> None:
-        """Moves to the next mask set in training mode (connectivity-agnostic training); does
-        nothing with one mask set or in evaluation mode. Training loops call it after every
-        optimizer step."""
-        if self.training and self.network.num_masks > 1:
+        """In training mode: draws a fresh mask set (``fresh_masks``) or moves to the next of
+        the fixed sets (``num_masks > 1``); does nothing otherwise. Training loops call it
+        after every optimizer step."""
+        if not self.training:
+            return
+        if self.fresh_masks:
+            self.network.draw_fresh_mask()
+        elif self.network.num_masks > 1:
             self.network.next_mask()

@@ -14,6 +14,8 @@ References:
 
 from __future__ import annotations
 
+import copy
+
 __all__ = ["IncrementalPass", "MaskedAutoencoder", "MaskedLinear", "made_degrees"]
 
 from collections.abc import Sequence
@@ -263,13 +265,15 @@ class MaskedAutoencoder(nn.Module):
         """The ordering of the current mask set."""
         return self.orderings[self.current_mask]
 
-    def _draw_mask_set(self, index: int, ordering: Tensor | None) -> None:
+    def _draw_mask_set(
+        self, index: int, ordering: Tensor | None, random_hidden: bool = False
+    ) -> None:
         if ordering is None:
             ordering = self.orderings[0].cpu()
             if self.order_agnostic:
                 ordering = torch.randperm(self.num_dims, generator=self.generator)
         hidden_sizes = [layer.out_features for layer in self.hidden]
-        random_hidden = self.random_hidden_degrees or index > 0
+        random_hidden = random_hidden or self.random_hidden_degrees or index > 0
         degrees = made_degrees(
             self.num_dims, hidden_sizes, ordering, random_hidden, self.generator
         )
@@ -326,6 +330,52 @@ class MaskedAutoencoder(nn.Module):
             ordering = self.ordering.cpu()
         self._draw_mask_set(self.current_mask, ordering)
         self.select_mask(self.current_mask)
+
+    def draw_fresh_mask(self) -> None:
+        """Redraws the current mask set from the network's seeded generator: random hidden
+        degrees (new connectivity) and, with ``order_agnostic``, a new random ordering (the
+        MADE paper's order- and connectivity-agnostic training draws one per update)."""
+        ordering = self.orderings[0].cpu()
+        if self.order_agnostic:
+            ordering = torch.randperm(self.num_dims, generator=self.generator)
+        self._draw_mask_set(self.current_mask, ordering, random_hidden=True)
+        self.select_mask(self.current_mask)
+
+    def with_drawn_masks(self, num_masks: int, seed: int = 0) -> MaskedAutoencoder:
+        """A network that shares this one's weights (the same layer modules) but holds
+        ``num_masks`` mask sets drawn afresh from ``seed`` as :meth:`draw_fresh_mask` draws
+        them: what a MADE trained with fresh masks is evaluated with
+        (``MADEEnsemble(network.with_drawn_masks(K))``: the log-mean-exp over ``K`` masks).
+        The original network's masks and selection are untouched.
+
+        Example:
+            >>> network = MaskedAutoencoder(4, [16], order_agnostic=True)
+            >>> drawn = network.with_drawn_masks(3, seed=1)
+            >>> drawn.num_masks, drawn.hidden[0].weight is network.hidden[0].weight
+            (3, True)
+        """
+        if num_masks < 1:
+            raise ValueError(f"num_masks must be positive, got {num_masks}")
+        clone = copy.copy(self)
+        # own buffer dicts (the shallow copy shares them); the layer modules stay shared
+        clone._buffers = dict(self._buffers)
+        clone._mask_cache = {}
+        clone.generator = torch.Generator().manual_seed(seed)
+        clone.num_masks = num_masks
+        clone.current_mask = 0
+        device = self.orderings.device
+        clone._buffers["orderings"] = self.orderings[:1].repeat(num_masks, 1)
+        for index, layer in enumerate(self.hidden):
+            clone._buffers[f"hidden_degrees_{index}"] = torch.zeros(
+                num_masks, layer.out_features, dtype=torch.long, device=device
+            )
+        base = self.orderings[0].cpu()
+        for index in range(num_masks):
+            ordering = base
+            if self.order_agnostic:
+                ordering = torch.randperm(self.num_dims, generator=clone.generator)
+            clone._draw_mask_set(index, ordering, random_hidden=True)
+        return clone
 
     def _selected_masks(self, mask_index: int | None) -> list[Tensor | None]:
         if mask_index is None:

@@ -124,6 +124,81 @@ def test_conditional_importance_weights_correct_a_non_prefix_pattern(factory, de
     assert (unweighted.to(device) - exact).abs().max() > 0.03
 
 
+def _exact_marginal(distribution, observed, mask):
+    """log p(x_o) by summing the enumerated joint over the consistent states."""
+    states = distribution.enumerate_support()
+    consistent = (states[:, mask] == observed[mask].to(states.dtype)).all(-1)
+    log_joint = distribution.log_prob(states)
+    return log_joint.masked_fill(~consistent, float("-inf")).logsumexp(0)
+
+
+def test_marginal_of_a_missing_suffix_is_exact_and_differentiable(factory, device):
+    ordering = [3, 1, 4, 0, 2]
+    distribution = factory(5, (), ordering, device, generator=torch.Generator().manual_seed(5))
+    observed = torch.tensor([float("nan"), 1.0, float("nan"), 0.0, float("nan")], device=device)
+    mask = ~torch.isnan(observed)  # dims 3 and 1: the first two of the ordering
+    estimate = distribution.marginal_log_prob(observed, mask)
+    assert bool(estimate.exact) and estimate.num_samples == 0
+    assert float(estimate.standard_error) == 0.0
+    expected = _exact_marginal(distribution, observed, mask)
+    assert torch.allclose(estimate.log_prob, expected.to(estimate.log_prob.dtype), atol=1e-10)
+
+
+def test_marginal_gradients_match_enumeration():
+    from pyro_ar.distributions import FVSBN
+
+    weight = torch.randn(4, 4, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    model = FVSBN(weight, bias)
+    observed = torch.tensor([1.0, 0.0, 1.0, 1.0], dtype=torch.float64)
+    for mask in (
+        torch.tensor([True, True, False, False]),
+        torch.tensor([False, True, True, False]),
+    ):
+        estimate = model.marginal_log_prob(observed, mask, num_samples=20000)
+        got = torch.autograd.grad(estimate.log_prob, (weight, bias))
+        expected = torch.autograd.grad(_exact_marginal(model, observed, mask), (weight, bias))
+        tolerance = 1e-10 if bool(estimate.exact) else 0.05
+        for g, e in zip(got, expected, strict=True):
+            assert torch.allclose(g, e, atol=tolerance), (mask, g, e)
+
+
+def test_marginal_of_any_other_pattern_is_an_importance_estimate_within_its_error(factory, device):
+    distribution = factory(5, (), None, device, generator=torch.Generator().manual_seed(6))
+    observed = torch.tensor(
+        [[float("nan"), 1.0, float("nan"), 0.0, 1.0], [1.0, 0.0, float("nan"), float("nan"), 1.0]],
+        device=device,
+    )
+    mask = ~torch.isnan(observed)
+    estimate = distribution.marginal_log_prob(observed, mask, num_samples=4000)
+    assert estimate.log_prob.shape == (2,) and not bool(estimate.exact.any())
+    assert estimate.num_samples == 4000
+    for row in range(2):
+        expected = _exact_marginal(distribution, observed[row], mask[row])
+        error = (estimate.log_prob[row] - expected).abs()
+        assert error < 5 * estimate.standard_error[row] + 1e-3, (error, estimate)
+        assert 0 < estimate.standard_error[row] < 0.05
+
+
+def test_marginal_mixes_exact_and_estimated_rows_and_rejects_bad_arguments(factory, device):
+    distribution = factory(4, (3,), None, device, generator=torch.Generator().manual_seed(7))
+    observed = torch.ones(3, 4, device=device)
+    mask = torch.tensor(
+        [[True, True, False, False], [False, True, False, True], [True, True, True, True]],
+        device=device,
+    )
+    estimate = distribution.marginal_log_prob(observed, mask, num_samples=50)
+    assert estimate.exact.tolist() == [True, False, True]
+    full = distribution.log_prob(observed)
+    assert torch.allclose(estimate.log_prob[2], full[2])  # everything observed: log p(x)
+    with pytest.raises(ValueError, match="boolean"):
+        distribution.marginal_log_prob(observed, mask.int())
+    with pytest.raises(ValueError, match="shape"):
+        distribution.marginal_log_prob(observed[:, :3], mask[:, :3])
+    with pytest.raises(ValueError, match="num_samples"):
+        distribution.marginal_log_prob(observed, mask, num_samples=0)
+
+
 @pytest.mark.parametrize(
     "value_shape, batch_shape, expected",
     [((6,), (), ()), ((7, 6), (), (7,)), ((3, 1, 6), (2,), (3, 2)), ((6,), (4, 2), (4, 2))],
@@ -218,3 +293,36 @@ def test_conditional_sampling_rejects_bad_arguments(factory):
         distribution.sample_conditional(torch.zeros(3), torch.zeros(3, dtype=torch.bool))
     with pytest.raises(ValueError, match="0 or 1"):
         distribution.sample_conditional(torch.full((4,), 0.3), torch.ones(4, dtype=torch.bool))
+
+
+def test_pyro_obs_mask_over_rows_and_a_factor_for_entries_within_a_vector(factory):
+    """Pyro's ``obs_mask`` masks whole vectors (batch entries): the observed rows are scored,
+    the others become a latent site. Entries missing *within* a vector go through
+    ``marginal_log_prob`` and ``pyro.factor`` (Pyro refuses an event-shaped ``obs_mask``)."""
+    import pyro
+
+    distribution = factory(5, (), None, "cpu", generator=torch.Generator().manual_seed(8))
+    data = torch.bernoulli(torch.full((4, 5), 0.5, dtype=torch.float64))
+    rows = torch.tensor([True, False, True, False])
+
+    def model(mask):
+        with pyro.plate("rows", 4):
+            return pyro.sample("x", distribution.expand([4]), obs=data, obs_mask=mask)
+
+    trace = pyro.poutine.trace(model).get_trace(rows)
+    trace.compute_log_prob()
+    observed = trace.nodes["x_observed"]["log_prob"]
+    assert torch.allclose(observed[rows], distribution.log_prob(data)[rows])
+    assert torch.all(observed[~rows] == 0)
+    assert not trace.nodes["x_unobserved"]["is_observed"]
+    with pytest.raises(ValueError, match="obs_mask"):
+        pyro.poutine.trace(model).get_trace(torch.ones(4, 5, dtype=torch.bool))
+
+    entries = torch.rand(4, 5, generator=torch.Generator().manual_seed(0)) < 0.6
+
+    def partially_observed():
+        estimate = distribution.marginal_log_prob(data, entries, num_samples=200)
+        pyro.factor("x_observed_entries", estimate.log_prob.sum())
+
+    factor = pyro.poutine.trace(partially_observed).get_trace()
+    assert torch.isfinite(factor.log_prob_sum())

@@ -404,3 +404,85 @@ def test_masked_linear_refuses_second_derivatives():
         (grad,) = torch.autograd.grad(out.pow(2).sum(), weight, create_graph=True)
         with pytest.raises(RuntimeError, match="once_differentiable|double backward"):
             grad.sum().backward()
+
+
+# ------------------------------------------------------- fresh masks (MADE's mask sampling)
+
+
+def _assert_autoregressive(network, mask_index=None):
+    x = torch.rand(network.num_dims, dtype=torch.float64)
+    jacobian = torch.autograd.functional.jacobian(
+        lambda v: network(v, mask_index=mask_index), x
+    )  # (D, P, D)
+    index = network.current_mask if mask_index is None else mask_index
+    rank = torch.argsort(network.orderings[index])
+    allowed = rank[None, :] < rank[:, None]
+    assert torch.all(jacobian[~allowed.unsqueeze(1).expand_as(jacobian)] == 0)
+
+
+def test_fresh_masks_draw_new_orderings_and_connectivity_reproducibly():
+    first, second = _network(order_agnostic=True, seed=3), _network(order_agnostic=True, seed=3)
+    seen = set()
+    for _ in range(5):
+        for network in (first, second):
+            network.draw_fresh_mask()
+        assert torch.equal(first.orderings, second.orderings)  # same seed, same sequence
+        assert torch.equal(first.hidden_degrees_0, second.hidden_degrees_0)
+        seen.add(tuple(first.ordering.tolist()))
+        _assert_autoregressive(first)
+    assert len(seen) == 5
+    fixed = _network(seed=3)
+    ordering, degrees = fixed.ordering.clone(), fixed.hidden_degrees_0.clone()
+    fixed.draw_fresh_mask()  # without order_agnostic: the ordering stays, connectivity changes
+    assert torch.equal(fixed.ordering, ordering)
+    assert not torch.equal(fixed.hidden_degrees_0, degrees)
+
+
+def test_drawn_mask_sets_share_the_weights_and_leave_the_network_untouched():
+    network = _network(num_dims=5, hidden_features=(16,), order_agnostic=True, seed=1)
+    state = {name: value.clone() for name, value in network.state_dict().items()}
+    drawn = network.with_drawn_masks(4, seed=7)
+    again = network.with_drawn_masks(4, seed=7)
+    assert torch.equal(drawn.orderings, again.orderings)
+    assert len({tuple(o) for o in drawn.orderings.tolist()}) > 1
+    assert drawn.output.weight is network.output.weight
+    for index in range(4):
+        _assert_autoregressive(drawn, index)
+    ensemble = MADEEnsemble(drawn)
+    states = torch.tensor(list(itertools.product([0.0, 1.0], repeat=5)), dtype=torch.float64)
+    assert ensemble.log_prob(states).logsumexp(0).item() == pytest.approx(0.0, abs=1e-9)
+    for name, value in network.state_dict().items():
+        assert torch.equal(value, state[name]), name  # masks, orderings, degrees unchanged
+    with pytest.raises(ValueError, match="num_masks"):
+        network.with_drawn_masks(0)
+
+
+def test_made_module_with_fresh_masks_trains_and_evaluates_the_drawn_average(tmp_path):
+    from pyro_ar.data import load_binarized_digits
+    from pyro_ar.infer import TrainingConfig, fit_maximum_likelihood, load_checkpoint, mean_nll
+    from pyro_ar.nn import MADEModule
+
+    digits = load_binarized_digits()
+    module = MADEModule(
+        64, [64], order_agnostic=True, fresh_masks=True, evaluation_masks=5, data=digits.train
+    )
+    ordering = module.network.ordering.clone()
+    module.train()
+    module.after_optimizer_step()
+    assert not torch.equal(module.network.ordering, ordering)
+    module.eval()
+    ensemble = module()
+    assert isinstance(ensemble, MADEEnsemble) and len(ensemble.components) == 5
+    assert torch.equal(module().log_prob(digits.valid), ensemble.log_prob(digits.valid))
+    config = TrainingConfig(epochs=3, progress=False, learning_rate=3e-3)
+    result = fit_maximum_likelihood(
+        module, digits.train, digits.valid, config, tmp_path / "made.pt"
+    )
+    assert result.best_valid_nll < 32
+    loaded, _ = load_checkpoint(tmp_path / "made.pt")
+    assert loaded.fresh_masks and loaded.evaluation_masks == 5
+    assert mean_nll(loaded, digits.valid) == pytest.approx(result.best_valid_nll, rel=1e-5)
+    with pytest.raises(ValueError, match="num_masks=1"):
+        MADEModule(8, [8], num_masks=2, fresh_masks=True)
+    with pytest.raises(ValueError, match="evaluation_masks"):
+        MADEModule(8, [8], fresh_masks=True, evaluation_masks=0)
