@@ -38,10 +38,30 @@ def test_there_are_tutorials():
     assert TUTORIALS
 
 
+def _figures(notebook) -> int:
+    """The number of images a notebook's outputs hold."""
+    return sum(
+        "image/png" in output.get("data", {})
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+    )
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda path: path.stem)
+def test_every_tutorial_declares_its_figures_and_the_stored_run_has_them(path):
+    notebook = nbformat.read(path, as_version=4)
+    expected = notebook.metadata.get("pyro_ar", {}).get("figures")
+    assert isinstance(expected, int), "set metadata.pyro_ar.figures to the figures it draws"
+    assert _figures(notebook) == expected
+
+
 @pytest.mark.parametrize("path", TUTORIALS, ids=lambda path: path.stem)
 def test_tutorial_runs(path, monkeypatch, tmp_path):
     monkeypatch.setenv("PYRO_AR_TUTORIAL_FAST", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    # the inline backend is not interactive either, but it puts every figure into the
+    # outputs, so that a figure that silently fails to appear is caught
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(
         notebook,
@@ -59,3 +79,4 @@ def test_tutorial_runs(path, monkeypatch, tmp_path):
         if output.get("output_type") == "error"
     ]
     assert not errors
+    assert _figures(notebook) == notebook.metadata["pyro_ar"]["figures"]

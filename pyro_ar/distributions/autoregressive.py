@@ -351,20 +351,7 @@ class BinaryAutoregressive(TorchDistribution):
             log-weights of shape ``sample_shape + shape``.
         """
         name = type(self).__name__
-        mask = torch.as_tensor(mask, device=self._device)
-        if mask.dtype != torch.bool:
-            raise ValueError(f"{name}.sample_conditional: mask must be boolean, got {mask.dtype}")
-        for label, tensor in (("observed", observed), ("mask", mask)):
-            if tensor.dim() < 1 or tensor.shape[-1] != self.num_dims:
-                raise ValueError(
-                    f"{name}.sample_conditional: {label} must have shape (..., {self.num_dims}), "
-                    f"got {tuple(tensor.shape)}"
-                )
-        observed = observed.to(device=self._device)
-        observed = torch.where(mask, observed, torch.zeros_like(observed))
-        if self._validate_args:
-            self._check_binary(observed)
-        observed = observed.to(self._dtype)
+        observed, mask = self._partially_observed(observed, mask, "sample_conditional")
         batch = torch.broadcast_shapes(self.batch_shape, observed.shape[:-1], mask.shape[:-1])
         shape = check_sample_shape(name, sample_shape) + batch
         with torch.no_grad():
@@ -374,6 +361,28 @@ class BinaryAutoregressive(TorchDistribution):
                 self._to_ordering(mask.expand(shape + self.event_shape)),
             )
         return (samples, log_weights) if return_log_weights else samples
+
+    def _partially_observed(
+        self, observed: Tensor, mask: Tensor, method: str
+    ) -> tuple[Tensor, Tensor]:
+        """Checks ``observed`` and ``mask`` (shapes, a boolean mask, binary observed entries)
+        and returns the observed values with the missing entries set to 0, in the parameters'
+        dtype, and the mask."""
+        name = f"{type(self).__name__}.{method}"
+        mask = torch.as_tensor(mask, device=self._device)
+        if mask.dtype != torch.bool:
+            raise ValueError(f"{name}: mask must be boolean, got {mask.dtype}")
+        for label, tensor in (("observed", observed), ("mask", mask)):
+            if tensor.dim() < 1 or tensor.shape[-1] != self.num_dims:
+                raise ValueError(
+                    f"{name}: {label} must have shape (..., {self.num_dims}), "
+                    f"got {tuple(tensor.shape)}"
+                )
+        observed = observed.to(device=self._device)
+        observed = torch.where(mask, observed, torch.zeros_like(observed))
+        if self._validate_args:
+            self._check_binary(observed)
+        return observed.to(self._dtype), mask
 
     def marginal_log_prob(
         self, observed: Tensor, mask: Tensor, num_samples: int = 1000
@@ -418,20 +427,7 @@ class BinaryAutoregressive(TorchDistribution):
         name = type(self).__name__
         if num_samples < 1:
             raise ValueError(f"{name}.marginal_log_prob: num_samples must be positive")
-        mask = torch.as_tensor(mask, device=self._device)
-        if mask.dtype != torch.bool:
-            raise ValueError(f"{name}.marginal_log_prob: mask must be boolean, got {mask.dtype}")
-        for label, tensor in (("observed", observed), ("mask", mask)):
-            if tensor.dim() < 1 or tensor.shape[-1] != self.num_dims:
-                raise ValueError(
-                    f"{name}.marginal_log_prob: {label} must have shape (..., {self.num_dims}),"
-                    f" got {tuple(tensor.shape)}"
-                )
-        observed = observed.to(device=self._device)
-        filled = torch.where(mask, observed, torch.zeros_like(observed))
-        if self._validate_args:
-            self._check_binary(filled)
-        filled = filled.to(self._dtype)
+        filled, mask = self._partially_observed(observed, mask, "marginal_log_prob")
         shape = torch.broadcast_shapes(self.batch_shape, filled.shape[:-1], mask.shape[:-1])
         filled = filled.expand(shape + self.event_shape)
         mask = mask.expand(shape + self.event_shape)

@@ -326,3 +326,26 @@ def test_pyro_obs_mask_over_rows_and_a_factor_for_entries_within_a_vector(factor
 
     factor = pyro.poutine.trace(partially_observed).get_trace()
     assert torch.isfinite(factor.log_prob_sum())
+
+
+def test_parallel_enumeration_of_a_site_is_exact(factory):
+    """``infer={"enumerate": "parallel"}`` works on these sites (they implement
+    ``enumerate_support``) although ``has_enumerate_support`` is false (so Pyro never
+    enumerates them unasked): TraceEnum_ELBO then sums the 2^D states exactly."""
+    import pyro
+    import pyro.distributions as dist
+    from pyro.infer import TraceEnum_ELBO
+
+    distribution = factory(4, (), None, "cpu", generator=torch.Generator().manual_seed(9))
+    observed = torch.tensor([0.3, 1.2, -0.4, 0.9], dtype=torch.float64)
+
+    def model():
+        x = pyro.sample("x", distribution, infer={"enumerate": "parallel"})
+        pyro.sample("y", dist.Normal(x, 0.5).to_event(1), obs=observed)
+
+    evidence = -TraceEnum_ELBO(max_plate_nesting=0).loss(model, lambda: None)
+    states = distribution.enumerate_support()
+    likelihood = dist.Normal(states, 0.5).to_event(1).log_prob(observed)
+    exact = (distribution.log_prob(states) + likelihood).logsumexp(0)
+    assert evidence == pytest.approx(exact.item(), abs=1e-6)
+    assert not distribution.has_enumerate_support
