@@ -45,8 +45,9 @@ class HMCGibbs(MCMCKernel):
 
     Arguments:
         inner_kernel: ``pyro.infer.HMC`` or ``NUTS`` built on the model (not on a
-            ``potential_fn``); its options (step size, adaptation, ``init_strategy``, dense
-            mass) are used as they are.
+            ``potential_fn``, and without ``jit_compile``, which would freeze the discrete
+            values into the compiled potential); its options (step size, adaptation,
+            ``init_strategy``, dense mass) are used as they are.
         discrete_sites: The sites to Gibbs-sample (default: every latent site with a discrete
             support); every other latent site goes to the inner kernel.
         clamped: As in :class:`~pyro_ar.infer.GibbsKernel`: discrete site name ->
@@ -92,6 +93,11 @@ class HMCGibbs(MCMCKernel):
             raise ValueError(
                 "inner_kernel must be built on a model (HMC(model)), not on a potential_fn: "
                 "the discrete sites are conditioned through the model"
+            )
+        if getattr(inner_kernel, "_jit_compile", False):
+            raise ValueError(
+                "inner_kernel must not use jit_compile=True: the compiled potential would keep "
+                "the discrete values it was traced with instead of the Gibbs kernel's current ones"
             )
         self.inner_kernel = inner_kernel
         self.model: Callable = inner_kernel.model

@@ -210,6 +210,8 @@ def test_user_initial_params_and_clamped_elements_are_respected():
 def test_bad_configurations_are_refused():
     with pytest.raises(TypeError, match="HMC or NUTS"):
         HMCGibbs(GibbsKernel(mixture_model))
+    with pytest.raises(ValueError, match="jit_compile"):
+        HMCGibbs(NUTS(mixture_model, jit_compile=True))
     with pytest.raises(ValueError, match="potential_fn"):
         HMCGibbs(HMC(potential_fn=lambda z: z["a"].sum()))
 
