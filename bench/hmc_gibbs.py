@@ -1,7 +1,7 @@
 """Effective samples per second of the continuous sites of a mixed model: ``HMCGibbs``
 (Gibbs for the labels, NUTS for the means) against Pyro's NUTS with the labels enumerated out,
-and against NumPyro's ``DiscreteHMCGibbs`` when NumPyro is installed (an optional dependency of
-this benchmark only), side by side in one run.
+and against NumPyro's ``DiscreteHMCGibbs`` when NumPyro is installed (``pip install numpyro``,
+an optional dependency of this benchmark only), side by side in one run.
 
 Every sampler starts from the prior means (see ``start``). The model: a
 two-component Gaussian mixture with unknown means and ``N`` unlabelled points. ESS is the
