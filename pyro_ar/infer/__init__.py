@@ -17,7 +17,7 @@ from ..models.bayesian_linear_gaussian import (
 from .autoguides import AutoBinaryAutoregressive, AutoGaussianMADE, InverseAutoregressiveAffine
 from .contrastive_divergence import ContrastiveDivergence, pseudo_likelihood, reconstruction_error
 from .epochs import EpochLoop, LoopState
-from .gibbs import GibbsKernel, fast_initial_state
+from .gibbs import GibbsKernel, PresettableKernel, fast_initial_state
 from .hmc_gibbs import HMCGibbs
 from .linear_gaussian import (
     DEFAULT_RELATIVE_NOISE_FLOOR,
@@ -49,6 +49,7 @@ __all__ = [
     "ContrastiveDivergence",
     "GibbsKernel",
     "HMCGibbs",
+    "PresettableKernel",
     "LogPartitionEstimate",
     "RBMEpoch",
     "RBMTrainingConfig",

@@ -3,7 +3,7 @@ coordinate-wise Gibbs for every other discrete site, with chains vectorized in o
 
 from __future__ import annotations
 
-__all__ = ["GibbsKernel", "base_distribution", "fast_initial_state"]
+__all__ = ["GibbsKernel", "PresettableKernel", "base_distribution", "fast_initial_state"]
 
 import logging
 import math
@@ -134,7 +134,51 @@ def fast_initial_state(model: Callable) -> Callable:
     return wrapped
 
 
-class GibbsKernel(MCMCKernel):
+class PresettableKernel(MCMCKernel):
+    """An MCMC kernel whose starting state may be preset before :meth:`setup` (by the user, or
+    by ``pyro.infer.MCMC`` from its ``initial_params`` argument, which it sets before calling
+    ``setup``). ``setup`` starts from :attr:`preset_params` and draws the rest; ``cleanup``
+    calls :meth:`forget_drawn_start`, so that the next chain draws its own start unless one
+    was preset.
+
+    Example:
+        >>> class Stay(PresettableKernel):  # a kernel that never moves
+        ...     def sample(self, params):
+        ...         return params
+        >>> kernel = Stay()
+        >>> kernel.preset_params
+        {}
+        >>> kernel.initial_params = {"x": torch.zeros(2)}
+        >>> sorted(kernel.preset_params), kernel.params_from_user
+        (['x'], True)
+    """
+
+    def __init__(self) -> None:
+        self._initial_params: dict[str, Tensor] | None = None
+        #: Whether :attr:`initial_params` was set from outside (then it is kept across chains).
+        self.params_from_user = False
+
+    @property
+    def initial_params(self) -> dict[str, Tensor] | None:
+        return self._initial_params
+
+    @initial_params.setter
+    def initial_params(self, params: dict[str, Tensor]) -> None:
+        self._initial_params = dict(params)
+        self.params_from_user = True
+
+    @property
+    def preset_params(self) -> dict[str, Tensor]:
+        """A copy of the preset starting values (empty if none were set)."""
+        return dict(self._initial_params or {}) if self.params_from_user else {}
+
+    def forget_drawn_start(self) -> None:
+        """Drops a start the kernel drew itself (a preset one is kept)."""
+        if not self.params_from_user:
+            self._initial_params = None
+
+
+class GibbsKernel(PresettableKernel):
     r"""Gibbs sampling for the discrete latent sites of a Pyro model.
 
     Each :meth:`sample` is one sweep over the latent sites in the order the model samples them:
@@ -215,6 +259,7 @@ class GibbsKernel(MCMCKernel):
     ):
         if num_vectorized_chains is not None and num_vectorized_chains < 1:
             raise ValueError("num_vectorized_chains must be positive")
+        super().__init__()
         self.model = model
         # None until setup: Pyro's MCMC then runs setup to find them (parallel chains run
         # setup in worker processes only)
@@ -223,23 +268,12 @@ class GibbsKernel(MCMCKernel):
         self.clamped = dict(clamped or {})
         self.num_vectorized_chains = num_vectorized_chains
         self.max_plate_nesting = max_plate_nesting
-        self._initial_params: dict[str, Tensor] | None = None
-        self._params_from_user = False
         self._step = 0
         self._last_lp = float("nan")
         self._last_flip_rate = float("nan")
         self._flips: list[float] = []
 
     # ------------------------------------------------------------------------- interface
-    @property
-    def initial_params(self) -> dict[str, Tensor] | None:
-        return self._initial_params
-
-    @initial_params.setter
-    def initial_params(self, params: dict[str, Tensor]) -> None:
-        self._initial_params = dict(params)
-        self._params_from_user = True
-
     @property
     def latent_sites(self) -> tuple[str, ...]:
         """The latent sites the kernel samples (all discrete), in the model's order (known
@@ -290,7 +324,7 @@ class GibbsKernel(MCMCKernel):
             for name in self._latent
             if self.site_dtypes and not prior.nodes[name]["value"].is_floating_point()
         }
-        params = dict(self._initial_params or {}) if self._params_from_user else {}
+        params = self.preset_params
         for name in self._latent:
             if name not in params:
                 params[name] = prior.nodes[name]["value"].detach()
@@ -313,8 +347,7 @@ class GibbsKernel(MCMCKernel):
         self._initial_params = params
 
     def cleanup(self) -> None:
-        if not self._params_from_user:
-            self._initial_params = None  # the next chain draws its own start from the prior
+        self.forget_drawn_start()  # the next chain draws its own start from the prior
 
     def sample(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
         state = {name: params[name] for name in self._latent}

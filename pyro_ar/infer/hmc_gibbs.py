@@ -11,14 +11,13 @@ from collections.abc import Callable, Mapping, Sequence
 import pyro.poutine as poutine
 import torch
 from pyro.infer.mcmc import HMC
-from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 from pyro.poutine.util import site_is_subsample
 from torch import Tensor
 
-from .gibbs import GibbsKernel, fast_initial_state
+from .gibbs import GibbsKernel, PresettableKernel, fast_initial_state
 
 
-class HMCGibbs(MCMCKernel):
+class HMCGibbs(PresettableKernel):
     r"""Metropolis-within-Gibbs for mixed models: each :meth:`sample` first updates the discrete
     latent sites :math:`d` by :class:`~pyro_ar.infer.GibbsKernel` (block Gibbs for free RBM
     sites, plate-parallel or element-wise full conditionals otherwise) given the continuous
@@ -99,6 +98,7 @@ class HMCGibbs(MCMCKernel):
                 "inner_kernel must not use jit_compile=True: the compiled potential would keep "
                 "the discrete values it was traced with instead of the Gibbs kernel's current ones"
             )
+        super().__init__()
         self.inner_kernel = inner_kernel
         self.model: Callable = inner_kernel.model
         self.transforms: dict | None = None
@@ -112,21 +112,10 @@ class HMCGibbs(MCMCKernel):
             clamped=clamped,
             site_dtypes=site_dtypes,
         )
-        self._initial_params: dict[str, Tensor] | None = None
-        self._params_from_user = False
         self._discrete: tuple[str, ...] = ()
         self._continuous: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------------- interface
-    @property
-    def initial_params(self) -> dict[str, Tensor] | None:
-        return self._initial_params
-
-    @initial_params.setter
-    def initial_params(self, params: dict[str, Tensor]) -> None:
-        self._initial_params = dict(params)
-        self._params_from_user = True
-
     @property
     def discrete_sites(self) -> tuple[str, ...]:
         """The Gibbs-sampled sites (known after :meth:`setup`)."""
@@ -159,7 +148,7 @@ class HMCGibbs(MCMCKernel):
         if not continuous:
             raise ValueError("the model has no continuous latent site: use GibbsKernel directly")
         self._discrete, self._continuous = tuple(discrete), tuple(continuous)
-        user = dict(self._initial_params or {}) if self._params_from_user else {}
+        user = self.preset_params
         self._discrete_values.clear()
         for name in discrete:
             value = user.get(name, prototype.nodes[name]["value"])
@@ -179,8 +168,7 @@ class HMCGibbs(MCMCKernel):
     def cleanup(self) -> None:
         self.inner_kernel.cleanup()
         self.gibbs.cleanup()
-        if not self._params_from_user:
-            self._initial_params = None
+        self.forget_drawn_start()
 
     def sample(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
         continuous = {name: params[name] for name in self._continuous}
