@@ -9,7 +9,6 @@ __all__ = ["AutoBinaryAutoregressive", "AutoGaussianMADE", "InverseAutoregressiv
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
 
 import pyro
 import pyro.distributions as dist
@@ -184,11 +183,6 @@ class AutoGaussianMADE(AutoContinuous):
     def get_transform(self, *args, **kwargs) -> Transform:
         return InverseAutoregressiveAffine(self.network, self.loc)
 
-    def get_posterior(self, *args, **kwargs) -> dist.TorchDistribution:
-        """:math:`q(z)`, a distribution over the packed unconstrained latent vector
-        (shape ``(latent_dim,)``)."""
-        return dist.TransformedDistribution(self.get_base_dist(), self.get_transform())
-
 
 def _binary_event_size(site) -> int:
     support = site["fn"].support
@@ -264,7 +258,6 @@ class AutoBinaryAutoregressive(AutoGuide):
         # a plain ModuleDict: the guide (a PyroModule) registers a plain child's parameters
         # with Pyro's param store when it is accessed; a PyroModule container would not
         networks = nn.ModuleDict()
-        self._sizes: dict[str, int] = {}
         for name, site in self.prototype_trace.iter_stochastic_nodes():
             size = _binary_event_size(site)
             plates = [frame.name for frame in site["cond_indep_stack"] if frame.vectorized]
@@ -278,22 +271,17 @@ class AutoBinaryAutoregressive(AutoGuide):
                 network = NADEModule(size, self._hidden_features, seed=self._seed)
             else:
                 network = MADEModule(size, self._hidden_features, seed=self._seed)
-            self._sizes[name] = size
             networks[name] = network
         self.networks = networks
 
     def forward(self, *args, **kwargs) -> dict[str, Tensor]:
         if self.prototype_trace is None:
             self._setup_prototype(*args, **kwargs)
-        plates = self._create_plates(*args, **kwargs)
-        result = {}
-        for name, site in self.prototype_trace.iter_stochastic_nodes():
-            with ExitStack() as stack:
-                for frame in site["cond_indep_stack"]:
-                    if frame.vectorized:
-                        stack.enter_context(plates[frame.name])
-                result[name] = pyro.sample(name, self.networks[name]())
-        return result
+        # every site is global (setup refuses sites inside plates): no plate to enter
+        return {
+            name: pyro.sample(name, self.networks[name]())
+            for name, _ in self.prototype_trace.iter_stochastic_nodes()
+        }
 
     def posterior(self, name: str) -> dist.TorchDistribution:
         """The guide's distribution :math:`q_\\phi` for site ``name`` (after the first call)."""

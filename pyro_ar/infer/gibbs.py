@@ -566,6 +566,7 @@ class GibbsKernel(PresettableKernel):
         every site's log-density summed over all dims but the parallel ones (a term outside
         the parallel plates adds the same constant to every candidate)."""
         batch_ndim = state[name].dim() - self._event_dims[name]
+        others = tuple(axis for axis in range(batch_ndim) if axis not in layout.axes)
         total = None
         for site in self._trace(state).nodes.values():
             if site["type"] != "sample" or site_is_subsample(site):
@@ -574,7 +575,6 @@ class GibbsKernel(PresettableKernel):
             if density.dim() > batch_ndim:
                 density = density.sum(tuple(range(density.dim() - batch_ndim)))
             density = density.reshape((1,) * (batch_ndim - density.dim()) + density.shape)
-            others = tuple(axis for axis in range(batch_ndim) if axis not in layout.axes)
             if others:
                 density = density.sum(others, keepdim=True)
             total = density if total is None else total + density
@@ -620,7 +620,7 @@ class GibbsKernel(PresettableKernel):
         scores unchanged (they must not see it)."""
         value = state[name]
         layout = _ElementLayout(value, self._parallel_axes(name, value))
-        flat = layout.flatten(value).clone()
+        flat = layout.flatten(value)
         if flat.shape[0] < 2:
             return True
         candidates = self._candidates[name]

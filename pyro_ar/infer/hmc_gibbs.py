@@ -174,12 +174,12 @@ class HMCGibbs(PresettableKernel):
         continuous = {name: params[name] for name in self._continuous}
         self._set_continuous(continuous)
         discrete = self.gibbs.sample({name: params[name] for name in self._discrete})
-        self._discrete_values.update({name: discrete[name] for name in self._discrete})
+        state = {name: discrete[name] for name in self._discrete}
+        self._discrete_values.update(state)
         # the potential depends on the discrete values just drawn: recompute it and its grads
         self.inner_kernel.clear_cache()
         continuous = self.inner_kernel.sample(continuous)
         self._set_continuous(continuous)
-        state = {name: discrete[name] for name in self._discrete}
         log_density = self.gibbs.log_density(state).detach()
         return {**continuous, **state, "lp__": log_density, "flip_rate__": discrete["flip_rate__"]}
 

@@ -335,10 +335,7 @@ class MaskedAutoencoder(nn.Module):
         """Redraws the current mask set from the network's seeded generator: random hidden
         degrees (new connectivity) and, with ``order_agnostic``, a new random ordering (the
         MADE paper's order- and connectivity-agnostic training draws one per update)."""
-        ordering = self.orderings[0].cpu()
-        if self.order_agnostic:
-            ordering = torch.randperm(self.num_dims, generator=self.generator)
-        self._draw_mask_set(self.current_mask, ordering, random_hidden=True)
+        self._draw_mask_set(self.current_mask, None, random_hidden=True)
         self.select_mask(self.current_mask)
 
     def with_drawn_masks(self, num_masks: int, seed: int = 0) -> MaskedAutoencoder:
@@ -369,12 +366,9 @@ class MaskedAutoencoder(nn.Module):
             clone._buffers[f"hidden_degrees_{index}"] = torch.zeros(
                 num_masks, layer.out_features, dtype=torch.long, device=device
             )
-        base = self.orderings[0].cpu()
         for index in range(num_masks):
-            ordering = base
-            if self.order_agnostic:
-                ordering = torch.randperm(self.num_dims, generator=clone.generator)
-            clone._draw_mask_set(index, ordering, random_hidden=True)
+            # ordering None: the base ordering, or a fresh one with order_agnostic
+            clone._draw_mask_set(index, None, random_hidden=True)
         return clone
 
     def _selected_masks(self, mask_index: int | None) -> list[Tensor | None]:
