@@ -349,3 +349,25 @@ def test_parallel_enumeration_of_a_site_is_exact(factory):
     exact = (distribution.log_prob(states) + likelihood).logsumexp(0)
     assert evidence == pytest.approx(exact.item(), abs=1e-6)
     assert not distribution.has_enumerate_support
+
+
+@pytest.mark.parametrize("mask_pattern", ["suffix missing", "other"])
+def test_marginal_log_prob_keeps_provenance_and_values(factory, mask_pattern):
+    """A ``pyro.factor`` of ``marginal_log_prob`` under TraceGraph_ELBO or get_dependencies
+    sees ProvenanceTensor inputs: the result carries their provenance and, where exact, the
+    same value as for a plain tensor."""
+    from pyro.ops.provenance import ProvenanceTensor, get_provenance
+
+    distribution = factory(4, (), None, "cpu", generator=torch.Generator().manual_seed(10))
+    observed = torch.tensor([1.0, 0.0, 1.0, 1.0], dtype=torch.float64)
+    if mask_pattern == "suffix missing":
+        mask = torch.tensor([True, True, False, False])
+    else:
+        mask = torch.tensor([False, True, True, False])
+    tracked = distribution.marginal_log_prob(
+        ProvenanceTensor(observed, frozenset({"x"})), mask, num_samples=50
+    )
+    assert get_provenance(tracked.log_prob) == frozenset({"x"})
+    if mask_pattern == "suffix missing":
+        plain = distribution.marginal_log_prob(observed, mask)
+        assert torch.equal(torch.as_tensor(tracked.log_prob), plain.log_prob)
