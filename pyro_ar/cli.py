@@ -5,6 +5,7 @@ Examples::
     pyro-ar fit nade                       # embedded digits, about a minute on 2 cores
     pyro-ar fit rbm --hidden 100 --cd-steps 5 --persistent   # AIS log-likelihood bracket
     pyro-ar fit fvsbn --data mnist --data-dir ~/data/mnist
+    pyro-ar fit pixelcnn --hidden 32 --max-minutes 30   # Gated PixelCNN on the digits
     pyro-ar sample runs/nade-digits.pt --num-samples 100
     pyro-ar score runs/nade-digits.pt --data digits --split test
 """
@@ -107,7 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     fit = commands.add_parser("fit", help="train a model and report its NLL in nats")
     fit.add_argument("model", choices=sorted(MODULES), help="model to train")
     _add_data_options(fit, default="digits")
-    fit.add_argument("--hidden", type=_positive_int, default=500, help="hidden units (NADE, MADE)")
+    fit.add_argument(
+        "--hidden",
+        type=_positive_int,
+        help="hidden units (NADE, MADE, RBM; default 500) or channels (PixelCNN; default 64)",
+    )
     fit.add_argument("--ordering", choices=("natural", "random"), default="natural")
     fit.add_argument("--epochs", type=_positive_int, default=500)
     fit.add_argument("--batch-size", type=_positive_int, default=100)
@@ -212,8 +217,8 @@ def _train_by_maximum_likelihood(args: argparse.Namespace, data, module, run: _R
     )
     result = fit_maximum_likelihood(
         module,
-        data.train,
-        data.valid,
+        module.shape_data(data.train),
+        module.shape_data(data.valid),
         config,
         run.checkpoint,
         run.metadata,
@@ -282,7 +287,10 @@ def _split_nlls(module, data, args: argparse.Namespace) -> tuple[dict, dict[str,
     if isinstance(module, RBMModule):
         nll = _rbm_nll(module, data, args)
         return nll, {split: _format_nll(nll[split]) for split in ("train", "valid", "test")}
-    nll = {split: mean_nll(module, data[split]) for split in ("train", "valid", "test")}
+    nll = {
+        split: mean_nll(module, module.shape_data(data[split]))
+        for split in ("train", "valid", "test")
+    }
     return nll, {split: f"{value:.2f}" for split, value in nll.items()}
 
 
@@ -295,9 +303,11 @@ def _no_improvement(run: _Run, epochs: int) -> str:
 
 def _build_module(args: argparse.Namespace, train: torch.Tensor) -> DensityModule:
     ordering = random_ordering(train.shape[1], args.seed) if args.ordering == "random" else None
-    return MODULES[args.model].for_data(
-        train, hidden_features=args.hidden, ordering=ordering, seed=args.seed
-    )
+    hidden = args.hidden
+    if hidden is None and args.model != "pixelcnn":  # the PixelCNN has its own default
+        hidden = 500
+    options = {} if hidden is None else {"hidden_features": hidden}
+    return MODULES[args.model].for_data(train, ordering=ordering, seed=args.seed, **options)
 
 
 class _Run:
@@ -361,7 +371,7 @@ def _fit(args: argparse.Namespace) -> None:
         _save_final(run, module, trained.best_epoch, nll, trained.seconds)
         write_atomically(run.history, json.dumps(trained.history, indent=1).encode())
         samples = module().sample((args.num_samples,))  # RBMs: Gibbs chains, 1000 sweeps
-        png = save_image_grid(run.samples, samples, data.image_shape)
+        png = save_image_grid(run.samples, samples.flatten(1), data.image_shape)
         print(f"checkpoint: {run.checkpoint}\nsamples: {png}")
 
 
@@ -412,7 +422,7 @@ def _sample(args: argparse.Namespace) -> None:
         )
     torch.manual_seed(args.seed)
     samples = module().sample((args.num_samples,))  # RBMs: Gibbs chains, 1000 sweeps burn-in
-    print(f"samples: {save_image_grid(output, samples, shape)}")
+    print(f"samples: {save_image_grid(output, samples.flatten(1), shape)}")
 
 
 def _score(args: argparse.Namespace) -> None:
@@ -432,7 +442,8 @@ def _score(args: argparse.Namespace) -> None:
         nll = _rbm_nll(module, data, args)[args.split]
         print(f"{name} {args.split} NLL {_format_nll(nll)} nats")
         return
-    print(f"{name} {args.split} NLL {mean_nll(module, data[args.split]):.3f} nats")
+    nll = mean_nll(module, module.shape_data(data[args.split]))
+    print(f"{name} {args.split} NLL {nll:.3f} nats")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,8 +38,16 @@ from pyro_ar.distributions import (
     MarkovChain,
     MixtureOfGaussiansMADE,
     NGramChain,
+    PixelCNN,
 )
-from pyro_ar.nn import FVSBNModule, MADEModule, MaskedAutoencoder, NADEModule
+from pyro_ar.nn import (
+    FVSBNModule,
+    GatedPixelCNNNetwork,
+    MADEModule,
+    MaskedAutoencoder,
+    NADEModule,
+    PixelCNNNetwork,
+)
 
 # ------------------------------------------------------- distributions with random parameters
 
@@ -420,6 +428,51 @@ def ngram_chain(dtype: torch.dtype, seed: int = 0) -> Case:
     return Case("ngram_chain", make, 1, dtype, [], kind="categorical", states=states)
 
 
+def _image_network(architecture, generator, dtype, image_shape, levels, context):
+    network = architecture(
+        image_shape,
+        num_levels=levels,
+        hidden_channels=6 if image_shape[0] == 3 else 4,
+        num_layers=2,
+        first_kernel_size=3,
+        context_features=context,
+    ).to(dtype)
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator, dtype=torch.float64))
+    return network
+
+
+def pixelcnn(dtype: torch.dtype, seed: int = 0) -> Case:
+    """A binary 2x3 image model (Gated PixelCNN) whose context is the offset."""
+    generator = torch.Generator().manual_seed(seed)
+    network = _image_network(GatedPixelCNNNetwork, generator, dtype, (1, 2, 3), 2, 2)
+    return Case(
+        "pixelcnn",
+        lambda offset: PixelCNN(network, offset),
+        2,
+        dtype,
+        list(network.parameters()),
+        states=_binary_states(6, dtype).view(-1, 1, 2, 3),
+    )
+
+
+def categorical_pixelcnn(dtype: torch.dtype, seed: int = 0) -> Case:
+    """Three channels of three levels on a 1x2 image (original PixelCNN, channel masks)."""
+    generator = torch.Generator().manual_seed(seed)
+    network = _image_network(PixelCNNNetwork, generator, dtype, (3, 1, 2), 3, 2)
+    states = torch.tensor(list(itertools.product(range(3), repeat=6))).view(-1, 1, 2, 3)
+    return Case(
+        "categorical_pixelcnn",
+        lambda offset: PixelCNN(network, offset),
+        2,
+        dtype,
+        list(network.parameters()),
+        kind="categorical",
+        states=states.permute(0, 3, 1, 2).contiguous(),
+    )
+
+
 CASES: dict[str, Callable[..., Case]] = {
     function.__name__: function
     for function in (
@@ -436,5 +489,7 @@ CASES: dict[str, Callable[..., Case]] = {
         gaussian_rbm,
         markov_chain,
         ngram_chain,
+        pixelcnn,
+        categorical_pixelcnn,
     )
 }

@@ -114,3 +114,20 @@ def test_fit_score_and_sample_an_rbm(tmp_path, capsys):
     larger = ["--hidden", "24", "--ais-betas", "300", "--ais-chains", "20", "--overwrite"]
     assert main(arguments + larger) == 0
     assert "(AIS bracket)" in capsys.readouterr().out
+
+
+def test_fit_sample_and_score_a_pixelcnn(tmp_path, capsys):
+    """Flat digit rows go in as 8x8 images; the checkpoint rebuilds the network."""
+    argv = ["fit", "pixelcnn", "--hidden", "8", "--epochs", "1", "--num-samples", "4"]
+    assert main([*argv, "--output", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "test NLL" in out
+    nll = float(out.split("test NLL ")[1].split()[0])
+    checkpoint = tmp_path / "pixelcnn-digits.pt"
+    assert main(["score", str(checkpoint), "--split", "test"]) == 0
+    assert float(capsys.readouterr().out.split("NLL ")[1].split()[0]) == pytest.approx(
+        nll, abs=0.01
+    )
+    png = tmp_path / "again.png"
+    assert main(["sample", str(checkpoint), "--num-samples", "4", "--output", str(png)]) == 0
+    assert png.read_bytes().startswith(b"\x89PNG")

@@ -73,7 +73,7 @@ def test_every_public_distribution_has_a_case():
         pyro_ar.distributions.LinearGaussianLatent,
         pyro_ar.distributions.RBMBase,
     }
-    assert len(exported - bases) == 13
+    assert len(exported - bases) == 14
     built = {type(CASES[name](torch.float64)()) for name in NAMES}
     assert built == exported - bases
 
@@ -85,7 +85,7 @@ def test_shapes_dtypes_and_support(case):
     distribution = case(case.offset(2, 3))
     assert distribution.batch_shape == (2, 3)
     event = distribution.event_shape
-    assert len(event) == 1
+    assert len(event) in (1, 3)  # vectors, or images (C, H, W)
     one = _sample(case, distribution)
     assert one.shape == (2, 3) + event
     values = _sample(case, distribution, (4,))
@@ -413,22 +413,27 @@ def test_gibbs_kernel_samples_the_enumerated_posterior(name):
     prior = case()
     observed = torch.tensor(2.0, dtype=torch.float64)
 
+    event_dims = len(prior.event_shape)  # vectors, or images (C, H, W)
+
+    def total(x):
+        return x.to(torch.float64).flatten(-event_dims).sum(-1)
+
     def model(y):
         x = pyro.sample("x", prior)
-        pyro.sample("y", dist.Normal(x.to(y.dtype).sum(-1), 1.0), obs=y)
+        pyro.sample("y", dist.Normal(total(x), 1.0), obs=y)
 
     states = case.states
     with pyro.validation_enabled(False):
         log_prior = prior.log_prob(states)
-    log_posterior = log_prior + dist.Normal(states.double().sum(-1), 1.0).log_prob(observed)
+    log_posterior = log_prior + dist.Normal(total(states), 1.0).log_prob(observed)
     posterior = torch.softmax(log_posterior, 0)
     torch.manual_seed(0)
     kernel = GibbsKernel(model, num_vectorized_chains=3000)
     mcmc = MCMC(kernel, num_samples=1, warmup_steps=25, disable_progbar=True)
     mcmc.run(observed)
-    draws = mcmc.get_samples()["x"].reshape(-1, states.shape[-1])
+    draws = mcmc.get_samples()["x"].flatten(-event_dims).flatten(0, -2)
     assert draws.dtype == (torch.int64 if case.kind == "categorical" else torch.float64)
-    index = {tuple(state): i for i, state in enumerate(states.tolist())}
+    index = {tuple(state): i for i, state in enumerate(states.flatten(1).tolist())}
     cells = torch.tensor([index[tuple(draw)] for draw in draws.tolist()])
     assert cells_chi_square_p_value(cells, posterior)[0] > 1e-3
     prior_probs = log_prior.exp()

@@ -13,6 +13,7 @@ from .made import (
 from .markov_chain import MarkovChain, dirichlet_posterior, transition_counts
 from .nade import NADE
 from .ngram_chain import NGramChain
+from .pixelcnn import PixelCNN
 from .rbm import RBM, GaussianBernoulliRBM, LogPartitionError, RBMBase
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "NADE",
     "NGramChain",
     "PPCA",
+    "PixelCNN",
     "RBM",
     "RBMBase",
     "dirichlet_posterior",

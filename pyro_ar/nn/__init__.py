@@ -1,9 +1,12 @@
 r"""``torch.nn.Module`` s that hold model parameters and return Pyro distributions."""
 
 from .fvsbn import FVSBNModule
+from .gated_pixelcnn_network import GatedPixelCNNNetwork
+from .image_network import ImageAutoregressiveNetwork, IncrementalImagePass
 from .initialization import marginal_logits
 from .made import MADEModule
 from .masked import IncrementalPass, MaskedAutoencoder, MaskedLinear, made_degrees
+from .masked_convolution import MaskedConv2d
 from .module import (
     MODULES,
     AutoregressiveModule,
@@ -13,6 +16,8 @@ from .module import (
 )
 from .nade import NADEModule
 from .ordering import random_ordering
+from .pixelcnn import PixelCNNModule
+from .pixelcnn_network import PixelCNNNetwork
 from .rbm import RBMModule
 
 __all__ = [
@@ -20,11 +25,17 @@ __all__ = [
     "AutoregressiveModule",
     "DensityModule",
     "FVSBNModule",
+    "GatedPixelCNNNetwork",
+    "ImageAutoregressiveNetwork",
+    "IncrementalImagePass",
     "IncrementalPass",
     "MADEModule",
     "MaskedAutoencoder",
+    "MaskedConv2d",
     "MaskedLinear",
     "NADEModule",
+    "PixelCNNModule",
+    "PixelCNNNetwork",
     "RBMModule",
     "layer_sizes",
     "made_degrees",

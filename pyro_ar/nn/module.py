@@ -13,6 +13,8 @@ obs=data)``. Written once here, for every model:
   touching PyTorch's global generator (``seed=None``: from the global generator).
 - **Names**: every module takes ``num_dims`` (:math:`D`) first and ``hidden_features`` (an
   integer, or a list of layer sizes where a model has several layers) where it has hidden units.
+- **Data**: :meth:`DensityModule.shape_data` turns rows ``(N, D)`` into what the distribution
+  scores (images ``(N, C, H, W)`` for a PixelCNN).
 - **State**: calling the module never changes it; a training loop calls
   :meth:`DensityModule.after_optimizer_step` after every step (a MADE with several mask sets
   moves to its next one there). :attr:`DensityModule.objective` names how it trains
@@ -111,6 +113,12 @@ class DensityModule(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             yield
+
+    def shape_data(self, data: Tensor) -> Tensor:
+        """Rows of flat data ``(N, D)`` as the distribution takes them (unchanged by default;
+        an image model gives ``(N, C, H, W)``). The command line and the benchmarks pass their
+        data through it."""
+        return data
 
     def after_optimizer_step(self) -> None:
         """Called by training loops after every optimizer step (default: nothing)."""
