@@ -2,7 +2,6 @@ r"""``torch.nn.Module`` s that hold model parameters and return Pyro distributio
 
 from .fvsbn import FVSBNModule
 from .gated_pixelcnn_network import GatedPixelCNNNetwork
-from .image_network import ImageAutoregressiveNetwork, IncrementalImagePass
 from .initialization import marginal_logits
 from .made import MADEModule
 from .masked import IncrementalPass, MaskedAutoencoder, MaskedLinear, made_degrees
@@ -26,8 +25,6 @@ __all__ = [
     "DensityModule",
     "FVSBNModule",
     "GatedPixelCNNNetwork",
-    "ImageAutoregressiveNetwork",
-    "IncrementalImagePass",
     "IncrementalPass",
     "MADEModule",
     "MaskedAutoencoder",

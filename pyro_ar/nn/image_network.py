@@ -186,6 +186,15 @@ class IncrementalImagePass:
     whatever the next steps need (a window of each layer's features, a row of the vertical
     stack); a step computes only the outputs at the new pixel. Steps must come in raster
     order: :meth:`logits_at` ``(i, j)`` may assume every pixel before it has been written.
+
+    Example:
+        >>> from pyro_ar.nn import GatedPixelCNNNetwork
+        >>> network = GatedPixelCNNNetwork((1, 3, 3), hidden_channels=4, num_layers=2)
+        >>> state = network.incremental(batch=2)
+        >>> logits = state.logits_at(0, 0)  # the first pixel: nothing written yet
+        >>> state.write(0, 0, 0, torch.ones(2))
+        >>> logits.shape, state.logits_at(0, 1).shape
+        (torch.Size([2, 1, 1]), torch.Size([2, 1, 1]))
     """
 
     def logits_at(self, row: int, column: int) -> Tensor:
@@ -208,6 +217,14 @@ class ImageAutoregressiveNetwork(nn.Module):
         output_hidden_channels: Features of the output head's hidden layer (a multiple of C).
         context_features: Size of a context vector (0: none).
         spatial_context_channels: Channels of a spatial conditioning map ``(S, H, W)`` (0: none).
+
+    Example:
+        >>> from pyro_ar.nn import PixelCNNNetwork
+        >>> network = PixelCNNNetwork((3, 4, 4), num_levels=256, hidden_channels=12, num_layers=1)
+        >>> isinstance(network, ImageAutoregressiveNetwork), network.outputs_per_channel
+        (True, 256)
+        >>> network(torch.zeros(2, 3, 4, 4)).shape  # (N, K, C, H, W)
+        torch.Size([2, 256, 3, 4, 4])
     """
 
     def __init__(
