@@ -29,24 +29,34 @@ from pyro_ar.infer.trainer import _adam
 from pyro_ar.nn import MaskedConv2d, PixelCNNModule
 
 
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def sampling_seconds(module: PixelCNNModule, count: int, naive_rows: int, seed: int) -> dict:
     distribution = module()
+    device = next(module.parameters()).device
     torch.manual_seed(seed)
+    _synchronize(device)
     start = time.perf_counter()
     cached = distribution.sample((count,))
+    _synchronize(device)
     cached_seconds = time.perf_counter() - start
     # the naive sampler, one full pass per pixel, over the first rows (the same random
     # numbers as the cached sampler: logistic noise for every pixel, drawn at once)
     channels, height, width = module.image_shape
     torch.manual_seed(seed)
-    uniform = torch.rand((count,) + module.image_shape)
+    uniform = torch.rand((count,) + module.image_shape, device=device)
     noise = uniform.log() - torch.log1p(-uniform)
-    naive = torch.zeros((count,) + module.image_shape)
+    naive = torch.zeros((count,) + module.image_shape, device=device)
+    _synchronize(device)
     start = time.perf_counter()
     for row in range(naive_rows):
         for column in range(width):
             logits = distribution.conditional_logits(naive)[:, 0, 0, row, column]
             naive[:, 0, row, column] = (logits + noise[:, 0, row, column] > 0).float()
+    _synchronize(device)
     naive_seconds = (time.perf_counter() - start) * height / naive_rows
     return {
         "cached_seconds": cached_seconds,
@@ -66,11 +76,14 @@ def training_step_seconds(module: PixelCNNModule, batch: torch.Tensor, repeats: 
         loss.backward()
         optimizer.step()
 
+    device = batch.device
     step()
     times = []
     for _ in range(repeats):
+        _synchronize(device)
         start = time.perf_counter()
         step()
+        _synchronize(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -92,15 +105,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     figures = {}
-    batch = (torch.rand(args.batch_size, 1, 28, 28) < 0.3).float()
+    device = torch.device(args.device)
+    batch = (torch.rand(args.batch_size, 1, 28, 28) < 0.3).float().to(device)
     for architecture in ("gated", "original"):
         module = PixelCNNModule(
             (1, 28, 28), args.hidden, architecture=architecture, num_layers=args.layers, seed=0
-        )
+        ).to(device)
         with torch.no_grad():
             sampling = sampling_seconds(module, args.samples, args.naive_rows, seed=1)
         masked = training_step_seconds(module, batch, args.repeats)
@@ -119,13 +134,14 @@ def main() -> None:
             f"{plain * 1000:.0f} ms without masks ({masked / plain:.2f}x)"
         )
     write_result(
-        "pixelcnn_speed",
+        "pixelcnn_speed" if device.type == "cpu" else f"pixelcnn_speed_{device.type}",
         {
             "hidden_channels": args.hidden,
             "num_layers": args.layers,
             "samples": args.samples,
             "batch_size": args.batch_size,
             "threads": torch.get_num_threads(),
+            "device": str(device),
             **figures,
         },
     )

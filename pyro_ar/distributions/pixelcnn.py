@@ -7,8 +7,11 @@ For an image :math:`x \in \{0, \ldots, K-1\}^{C \times H \times W}`
 
 rows top to bottom, pixels left to right, channels :math:`R \to G \to B` within a pixel,
 optionally given a context vector :math:`h` (a class, a VAE latent) and a spatial map
-:math:`s`. Each conditional is a Bernoulli (:math:`K = 2`) or a categorical over :math:`K`
-levels, read off one pass of an :class:`~pyro_ar.nn.image_network.ImageAutoregressiveNetwork`
+:math:`s`. Each conditional is a Bernoulli (:math:`K = 2`), a categorical over :math:`K`
+levels, or the discretized logistic mixture of PixelCNN++ (for 8-bit data,
+:math:`p(x) = \sum_m \pi_m [\sigma((\tilde x + \delta - \mu_m)/s_m) - \sigma((\tilde x -
+\delta - \mu_m)/s_m)]` on the encoding :math:`\tilde x = 2x/(K-1) - 1` with
+:math:`\delta = 1/(K-1)`, the end bins open), read off one pass of an :class:`~pyro_ar.nn.image_network.ImageAutoregressiveNetwork`
 (:class:`~pyro_ar.nn.PixelCNNNetwork`, :class:`~pyro_ar.nn.GatedPixelCNNNetwork`).
 
 References:
@@ -18,11 +21,12 @@ References:
     | https://arxiv.org/abs/1606.05328
     | Fast Generation for Convolutional Autoregressive Models (Ramachandran et al., 2017)
     | https://arxiv.org/abs/1704.06001
+    | PixelCNN++ (Salimans, Karpathy, Chen & Kingma, 2017) https://arxiv.org/abs/1701.05517
 """
 
 from __future__ import annotations
 
-__all__ = ["PixelCNN", "SAMPLERS"]
+__all__ = ["LOG_SCALE_MIN", "PixelCNN", "SAMPLERS"]
 
 import math
 from typing import TYPE_CHECKING
@@ -42,6 +46,10 @@ from .validation import (
 
 if TYPE_CHECKING:
     from ..nn.image_network import ImageAutoregressiveNetwork
+
+#: The smallest log-scale of a logistic-mixture component (PixelCNN++ clamps at -7 too): the
+#: bins of 8-bit data are 2/255 wide, so narrower components add nothing but instability.
+LOG_SCALE_MIN = -7.0
 
 #: ``"cached"``: per-layer caches, each step computes one pixel's outputs; ``"naive"``: one full
 #: network pass per generated entry (the reference the cached sampler is tested against).
@@ -104,7 +112,7 @@ class PixelCNN(TorchDistribution):
 
     @constraints.dependent_property(is_discrete=True, event_dim=3)
     def support(self):
-        if self.num_levels == 2:
+        if self.network.likelihood == "bernoulli":
             return constraints.independent(constraints.boolean, 3)
         return constraints.independent(constraints.integer_interval(0, self.num_levels - 1), 3)
 
@@ -159,7 +167,7 @@ class PixelCNN(TorchDistribution):
 
     def _check_levels(self, value: Tensor) -> None:
         name = type(self).__name__
-        if self.num_levels == 2:
+        if self.network.likelihood == "bernoulli":
             check_binary_values(name, value)
             return
         if value.dtype == torch.bool:
@@ -196,15 +204,37 @@ class PixelCNN(TorchDistribution):
         shape = torch.broadcast_shapes(value.shape[:-3], self.batch_shape)
         return value.expand(shape + self.event_shape)
 
-    def _entry_log_probs(self, logits: Tensor, value: Tensor) -> Tensor:
-        """:math:`\\log p(x_{c,i,j} \\mid \\ldots)` of every entry from logits ``(..., P, C, H,
-        W)`` and levels ``(..., C, H, W)``."""
-        if self.num_levels == 2:
-            return -F.binary_cross_entropy_with_logits(
-                logits[..., 0, :, :, :], value, reduction="none"
-            )
-        log_probs = torch.log_softmax(logits, dim=-4)
-        return log_probs.gather(-4, value.long().unsqueeze(-4)).squeeze(-4)
+    def _level_log_probs(self, logits: Tensor, value: Tensor, dim: int) -> Tensor:
+        r""":math:`\log p(x_e \mid \ldots)` of levels ``value`` from the network outputs
+        ``logits``, which hold the :math:`P` outputs of each entry along ``dim`` (``value`` has
+        the shape of ``logits`` without it)."""
+        likelihood = self.network.likelihood
+        if likelihood == "bernoulli":
+            logit = logits.select(dim, 0)
+            return -F.binary_cross_entropy_with_logits(logit, value, reduction="none")
+        if likelihood == "categorical":
+            log_probs = torch.log_softmax(logits, dim=dim)
+            return log_probs.gather(dim, value.long().unsqueeze(dim)).squeeze(dim)
+        weights, means, log_scales = logits.chunk(3, dim)
+        log_scales = log_scales.clamp(min=LOG_SCALE_MIN)
+        inverse_scales = torch.exp(-log_scales)
+        centre = self.network.encode(value).unsqueeze(dim)
+        half_bin = 1.0 / (self.num_levels - 1)
+        upper = inverse_scales * (centre - means + half_bin)
+        lower = inverse_scales * (centre - means - half_bin)
+        # log(sigmoid(a) - sigmoid(b)) = log sigmoid(a) + log sigmoid(-b) + log(1 - e^(b - a)),
+        # stable for every a > b; the end bins reach to -inf and +inf
+        inner = (
+            F.logsigmoid(upper)
+            + F.logsigmoid(-lower)
+            + torch.log(-torch.expm1(-2 * half_bin * inverse_scales))
+        )
+        first = (centre == -1.0).expand_as(inner)
+        last = (centre == 1.0).expand_as(inner)
+        log_bins = torch.where(
+            first, F.logsigmoid(upper), torch.where(last, F.logsigmoid(-lower), inner)
+        )
+        return torch.logsumexp(torch.log_softmax(weights, dim=dim) + log_bins, dim=dim)
 
     # ------------------------------------------------------------------ public API
 
@@ -242,7 +272,8 @@ class PixelCNN(TorchDistribution):
         context, spatial = self._flat_conditioning(shape)
         flat = value.reshape((-1,) + self.event_shape)
         logits = self.network(flat, context, spatial)
-        log_prob = self._entry_log_probs(logits, flat).sum((-3, -2, -1)).reshape(shape)
+        entries = self._level_log_probs(logits, flat, dim=1)
+        log_prob = entries.sum((-3, -2, -1)).reshape(shape)
         if self._validate_args and log_prob.numel() and not bool(torch.isfinite(log_prob).all()):
             for name, parameter in self.network.named_parameters():
                 if not bool(torch.isfinite(parameter).all()):
@@ -327,19 +358,46 @@ class PixelCNN(TorchDistribution):
     # ------------------------------------------------------------------ the samplers
 
     def _noise(self, count: int) -> Tensor:
-        """The random numbers of ``count`` images, drawn in one call so that both samplers
-        see the same ones: logistic noise ``(N, C, H, W)`` for binary images (:math:`x = 1`
-        iff logit + noise > 0 is exact Bernoulli sampling), Gumbel noise ``(N, K, C, H, W)``
-        otherwise (the arg-max of logits + noise is an exact categorical draw)."""
+        """The random numbers of ``count`` images, ``(N, Q, C, H, W)``, drawn in one call so
+        that both samplers see the same ones: logistic noise (:math:`Q = 1`) for binary images
+        (:math:`x = 1` iff logit + noise > 0 is exact Bernoulli sampling), Gumbel noise
+        (:math:`Q = K`) for a categorical (the arg-max of logits + noise is an exact draw), and
+        for a logistic mixture :math:`M` Gumbel draws that pick the component and one logistic
+        draw of its value (:math:`Q = M + 1`)."""
         parameter = self._parameter
-        levels = () if self.num_levels == 2 else (self.num_levels,)
+        likelihood = self.network.likelihood
+        per_entry = {
+            "bernoulli": 1,
+            "categorical": self.num_levels,
+            "logistic_mixture": self.network.num_components + 1,
+        }[likelihood]
         uniform = torch.rand(
-            (count,) + levels + self.event_shape, dtype=parameter.dtype, device=parameter.device
+            (count, per_entry) + self.event_shape, dtype=parameter.dtype, device=parameter.device
         )
-        if self.num_levels == 2:
+        if likelihood == "bernoulli":
             return uniform.log() - torch.log1p(-uniform)
         tiny = torch.finfo(parameter.dtype).tiny
-        return -torch.log(-torch.log(uniform.clamp_min(tiny)))
+        gumbel = -torch.log(-torch.log(uniform.clamp_min(tiny)))
+        if likelihood == "categorical":
+            return gumbel
+        logistic = uniform[:, -1:].log() - torch.log1p(-uniform[:, -1:])
+        return torch.cat([gumbel[:, :-1], logistic], dim=1)
+
+    def _draw(self, logits: Tensor, noise: Tensor) -> Tensor:
+        """One entry's levels ``(N,)`` from its outputs ``(N, P)`` and noise ``(N, Q)``."""
+        dtype = self._parameter.dtype
+        likelihood = self.network.likelihood
+        if likelihood == "bernoulli":
+            return (logits[:, 0] + noise[:, 0] > 0).to(dtype)
+        if likelihood == "categorical":
+            return (logits + noise).argmax(-1).to(dtype)
+        weights, means, log_scales = logits.chunk(3, -1)
+        component = (weights + noise[:, :-1]).argmax(-1, keepdim=True)
+        mean = means.gather(-1, component)[:, 0]
+        scale = log_scales.clamp(min=LOG_SCALE_MIN).gather(-1, component)[:, 0].exp()
+        continuous = (mean + scale * noise[:, -1]).clamp(-1.0, 1.0)
+        # the level whose bin holds the draw: bins of width 2 / (K - 1) around the levels
+        return torch.round((continuous + 1.0) * (self.num_levels - 1) / 2).to(dtype)
 
     def _generate(
         self,
@@ -372,24 +430,11 @@ class PixelCNN(TorchDistribution):
                         logits = state.logits_at(row, column)[:, :, channel]
                     else:
                         logits = self.network(images, context, spatial)[:, :, channel, row, column]
-                    if self.num_levels == 2:
-                        logit = logits[:, 0]
-                        value = (logit + noise[:, channel, row, column] > 0).to(parameter.dtype)
-                    else:
-                        value = (
-                            (logits + noise[:, :, channel, row, column])
-                            .argmax(-1)
-                            .to(parameter.dtype)
-                        )
+                    value = self._draw(logits, noise[:, :, channel, row, column])
                     if mask is not None:
                         given = mask[:, channel, row, column]
                         level = observed[:, channel, row, column]
-                        if self.num_levels == 2:
-                            term = level * logit - F.softplus(logit)
-                        else:
-                            term = torch.log_softmax(logits, -1).gather(-1, level.long()[:, None])[
-                                :, 0
-                            ]
+                        term = self._level_log_probs(logits, level, dim=-1)
                         log_weights = log_weights + torch.where(
                             given, term, torch.zeros_like(term)
                         )
@@ -400,6 +445,6 @@ class PixelCNN(TorchDistribution):
         return self._finish(images, shape), log_weights.reshape(shape)
 
     def _finish(self, images: Tensor, shape: torch.Size) -> Tensor:
-        if self.num_levels > 2:  # integer levels, as torch's Categorical gives them
+        if self.network.likelihood != "bernoulli":  # integer levels, as torch's Categorical
             images = images.long()
         return images.reshape(shape + self.event_shape)

@@ -69,6 +69,9 @@ class GatedPixelCNNNetwork(ImageAutoregressiveNetwork):
             latent; added to every layer of both stacks.
         spatial_context_channels: Channels of a spatial conditioning map (0: none), added
             through 1x1 convolutions.
+        num_components: Components of a discretized logistic mixture per entry (0: a
+            Bernoulli or categorical; see
+            :class:`~pyro_ar.nn.image_network.ImageAutoregressiveNetwork`).
 
     Shapes:
         ``(N, C, H, W)`` levels (and ``(N, F)``, ``(N, S, H, W)``) -> logits ``(N, P, C, H, W)``.
@@ -90,6 +93,7 @@ class GatedPixelCNNNetwork(ImageAutoregressiveNetwork):
         output_hidden_channels: int | None = None,
         context_features: int = 0,
         spatial_context_channels: int = 0,
+        num_components: int = 0,
     ) -> None:
         output_hidden_channels = output_hidden_channels or hidden_channels
         super().__init__(
@@ -99,6 +103,7 @@ class GatedPixelCNNNetwork(ImageAutoregressiveNetwork):
             output_hidden_channels,
             context_features,
             spatial_context_channels,
+            num_components,
         )
         channels = self.data_channels
         for label, size in (

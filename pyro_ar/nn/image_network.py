@@ -10,7 +10,10 @@ right, channels :math:`R \to G \to B` within a pixel), in one pass. Written once
 
 * the input encoding :math:`2x/(K-1) - 1` (a level, not its one-hot code);
 * the output layout ``(N, P, C, H, W)``: :math:`P = 1` logit of :math:`x = 1` for binary
-  images (:math:`K = 2`), else :math:`P = K` logits of a categorical;
+  images (:math:`K = 2`), :math:`P = K` logits of a categorical, or :math:`P = 3M` parameters
+  of a discretized logistic mixture (PixelCNN++: each level :math:`x` owns the bin
+  :math:`[\tilde x - \frac{1}{K-1}, \tilde x + \frac{1}{K-1}]` of its encoding
+  :math:`\tilde x`, the end bins reaching to :math:`\pm\infty`);
 * the conditioning projections (:class:`ConditioningProjection`) and the output head
   (:class:`OutputHead`), shared by both architectures;
 * the incremental pass (:class:`IncrementalImagePass`) that the cached sampler drives: each
@@ -25,6 +28,8 @@ References:
     | https://arxiv.org/abs/1601.06759
     | Fast Generation for Convolutional Autoregressive Models (Ramachandran et al., 2017)
     | https://arxiv.org/abs/1704.06001
+    | PixelCNN++: Improving the PixelCNN with Discretized Logistic Mixture Likelihood and Other
+      Modifications (Salimans et al., 2017) https://arxiv.org/abs/1701.05517
 """
 
 from __future__ import annotations
@@ -217,6 +222,13 @@ class ImageAutoregressiveNetwork(nn.Module):
         output_hidden_channels: Features of the output head's hidden layer (a multiple of C).
         context_features: Size of a context vector (0: none).
         spatial_context_channels: Channels of a spatial conditioning map ``(S, H, W)`` (0: none).
+        num_components: :math:`M > 0` for the discretized logistic mixture of PixelCNN++
+            (:math:`P = 3M` outputs per entry: mixture logits, means and log-scales on the
+            input scale :math:`[-1, 1]`); 0 for a Bernoulli (:math:`K = 2`) or a categorical
+            over the :math:`K` levels.
+
+    Attributes:
+        likelihood: ``"bernoulli"``, ``"categorical"`` or ``"logistic_mixture"``.
 
     Example:
         >>> from pyro_ar.nn import PixelCNNNetwork
@@ -235,6 +247,7 @@ class ImageAutoregressiveNetwork(nn.Module):
         output_hidden_channels: int,
         context_features: int,
         spatial_context_channels: int,
+        num_components: int = 0,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -253,8 +266,19 @@ class ImageAutoregressiveNetwork(nn.Module):
                 )
         if context_features < 0 or spatial_context_channels < 0:
             raise ValueError(f"{owner}: context sizes must be >= 0")
+        if num_components < 0:
+            raise ValueError(f"{owner}: num_components must be >= 0, got {num_components}")
         self.num_levels = num_levels
-        self.outputs_per_channel = 1 if num_levels == 2 else num_levels
+        self.num_components = num_components
+        if num_components:
+            self.likelihood = "logistic_mixture"
+            self.outputs_per_channel = 3 * num_components
+        elif num_levels == 2:
+            self.likelihood = "bernoulli"
+            self.outputs_per_channel = 1
+        else:
+            self.likelihood = "categorical"
+            self.outputs_per_channel = num_levels
         self.hidden_channels = hidden_channels
         self.context_features = context_features
         self.spatial_context_channels = spatial_context_channels

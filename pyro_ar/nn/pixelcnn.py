@@ -39,6 +39,8 @@ class PixelCNNModule(DensityModule, name="pixelcnn"):
         output_hidden_channels: Hidden features of the output head (default: hidden_features).
         context_features: Size of a context vector (a class one-hot, a VAE latent); 0: none.
         spatial_context_channels: Channels of a spatial conditioning map; 0: none.
+        num_components: Components of the discretized logistic mixture of PixelCNN++ (for
+            8-bit data, ``num_levels=256``); 0: a Bernoulli or categorical per entry.
         seed: Seed of the initial weights.
 
     References:
@@ -63,6 +65,7 @@ class PixelCNNModule(DensityModule, name="pixelcnn"):
         output_hidden_channels: int | None = None,
         context_features: int = 0,
         spatial_context_channels: int = 0,
+        num_components: int = 0,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -93,6 +96,7 @@ class PixelCNNModule(DensityModule, name="pixelcnn"):
                 output_hidden_channels=output_hidden_channels,
                 context_features=context_features,
                 spatial_context_channels=spatial_context_channels,
+                num_components=num_components,
             )
 
     @property

@@ -83,6 +83,66 @@ def test_log_prob_normalizes_over_every_image(architecture, image_shape, levels)
         assert (log_probs[:, 0] - log_probs[:, 1]).abs().max() > 0.1
 
 
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+@pytest.mark.parametrize(
+    "image_shape, levels", [((1, 2, 2), 5), ((3, 1, 2), 4)], ids=["grey", "rgb"]
+)
+def test_discretized_logistic_mixture_normalizes(architecture, image_shape, levels):
+    network = _network(architecture, image_shape, levels, num_components=3, wide=False)
+    distribution = PixelCNN(network)
+    log_probs = distribution.log_prob(_all_images(image_shape, levels))
+    torch.testing.assert_close(log_probs.logsumexp(0), torch.tensor(0.0, dtype=torch.float64))
+    assert log_probs.std() > 0.3
+
+
+def test_logistic_mixture_on_8_bit_levels_is_stable_and_normalized():
+    """256 levels of one pixel, with components far narrower than a bin, far wider than the
+    range, and centred outside it: every level finite, the total exactly 1."""
+    network = _network("gated", (1, 1, 1), 256, num_components=3)
+    levels = torch.arange(256, dtype=torch.float64).view(256, 1, 1, 1)
+    for log_scale, mean in ((-12.0, 0.1), (4.0, 0.0), (-3.0, 1.7)):
+        with torch.no_grad():
+            bias = network.head.output.bias
+            bias.zero_()
+            bias[3:6] = mean
+            bias[6:9] = log_scale
+            network.head.output.weight.zero_()
+        log_probs = PixelCNN(network).log_prob(levels)
+        assert bool(torch.isfinite(log_probs).all())
+        torch.testing.assert_close(log_probs.logsumexp(0), torch.tensor(0.0, dtype=torch.float64))
+    # far outside the range: all the mass in the top level
+    assert log_probs[-1] > -1e-6
+
+
+def test_logistic_mixture_sampler_matches_log_prob():
+    image_shape, levels = (1, 1, 2), 5
+    network = _network("gated", image_shape, levels, num_components=2)
+    distribution = PixelCNN(network)
+    probs = distribution.log_prob(_all_images(image_shape, levels)).exp()
+    torch.manual_seed(4)
+    draws = distribution.sample((20000,))
+    assert draws.dtype == torch.int64 and int(draws.min()) >= 0 and int(draws.max()) <= 4
+    cells = (draws.flatten(1) * torch.tensor([5, 1])).sum(-1)
+    assert cells_chi_square_p_value(cells, probs)[0] > 1e-3
+    with torch.no_grad():  # negative control: narrower components
+        network.head.output.bias[4:6] -= 0.3
+    wrong = distribution.log_prob(_all_images(image_shape, levels)).exp()
+    assert cells_chi_square_p_value(cells, wrong)[0] < 1e-6
+
+
+def test_logistic_mixture_gradients_and_provenance():
+    from pyro.ops.provenance import ProvenanceTensor, get_provenance
+
+    network = _network("original", (3, 2, 2), 256, num_components=2, context=2)
+    images = torch.randint(0, 256, (4, 3, 2, 2))
+    context = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
+    log_prob = PixelCNN(network, ProvenanceTensor(context, frozenset({"z"}))).log_prob(images)
+    assert "z" in get_provenance(log_prob)
+    log_prob.sum().backward()
+    assert context.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in network.head.parameters())
+
+
 # ------------------------------------------------------------------ the autoregressive property
 
 
@@ -97,9 +157,13 @@ def _jacobian(network, image_shape, context=None):
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
-@pytest.mark.parametrize("image_shape, levels", [((1, 4, 4), 2), ((3, 3, 3), 4)])
-def test_no_conditional_depends_on_itself_or_a_later_entry(architecture, image_shape, levels):
-    network = _network(architecture, image_shape, levels, layers=3)
+@pytest.mark.parametrize(
+    "image_shape, levels, components", [((1, 4, 4), 2, 0), ((3, 3, 3), 4, 0), ((3, 3, 3), 9, 2)]
+)
+def test_no_conditional_depends_on_itself_or_a_later_entry(
+    architecture, image_shape, levels, components
+):
+    network = _network(architecture, image_shape, levels, layers=3, num_components=components)
     jacobian = _jacobian(network, image_shape)
     rank = _raster_rank(image_shape).flatten()
     size = rank.numel()
@@ -144,14 +208,25 @@ def test_original_pixelcnn_blind_spot_is_documented():
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
 @pytest.mark.parametrize(
-    "image_shape, levels", [((1, 5, 6), 2), ((3, 3, 4), 4)], ids=["binary", "rgb-categorical"]
+    "image_shape, levels, components",
+    [((1, 5, 6), 2, 0), ((3, 3, 4), 4, 0), ((3, 3, 3), 256, 3)],
+    ids=["binary", "rgb-categorical", "rgb-logistic-mixture"],
 )
 def test_cached_sampler_equals_the_naive_one_for_the_same_random_numbers(
-    architecture, image_shape, levels
+    architecture, image_shape, levels, components, device
 ):
-    network = _network(architecture, image_shape, levels, context=2, spatial=1, layers=3)
-    context = torch.randn(3, 2, dtype=torch.float64)
-    spatial = torch.randn(3, 1, *image_shape[1:], dtype=torch.float64)
+    network = _network(
+        architecture,
+        image_shape,
+        levels,
+        context=2,
+        spatial=1,
+        layers=3,
+        num_components=components,
+    )
+    network = network.to(device)
+    context = torch.randn(3, 2, dtype=torch.float64, device=device)
+    spatial = torch.randn(3, 1, *image_shape[1:], dtype=torch.float64, device=device)
     distribution = PixelCNN(network, context, spatial)
     torch.manual_seed(5)
     cached = distribution.sample((4,), sampler="cached")
@@ -160,8 +235,9 @@ def test_cached_sampler_equals_the_naive_one_for_the_same_random_numbers(
     assert cached.shape == (4, 3) + image_shape
     assert torch.equal(cached, naive)
     assert len(cached.flatten(2).unique(dim=0)) > 1  # not a constant image
+    assert cached.device.type == device.type
     observed = naive[0]
-    mask = torch.rand(observed.shape) < 0.5
+    mask = torch.rand(observed.shape, device=device) < 0.5
     torch.manual_seed(6)
     inpainted, weights = distribution.sample_conditional(
         observed, mask, (2,), return_log_weights=True
