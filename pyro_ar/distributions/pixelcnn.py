@@ -11,7 +11,8 @@ optionally given a context vector :math:`h` (a class, a VAE latent) and a spatia
 levels, or the discretized logistic mixture of PixelCNN++ (for 8-bit data,
 :math:`p(x) = \sum_m \pi_m [\sigma((\tilde x + \delta - \mu_m)/s_m) - \sigma((\tilde x -
 \delta - \mu_m)/s_m)]` on the encoding :math:`\tilde x = 2x/(K-1) - 1` with
-:math:`\delta = 1/(K-1)`, the end bins open), read off one pass of an :class:`~pyro_ar.nn.image_network.ImageAutoregressiveNetwork`
+:math:`\delta = 1/(K-1)`, the end bins open), read off one pass of an
+:class:`~pyro_ar.nn.image_network.ImageAutoregressiveNetwork`
 (:class:`~pyro_ar.nn.PixelCNNNetwork`, :class:`~pyro_ar.nn.GatedPixelCNNNetwork`).
 
 References:
