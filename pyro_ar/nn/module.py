@@ -11,7 +11,8 @@ obs=data)``. Written once here, for every model:
   module before loading its weights.
 - **Seeding**: :meth:`DensityModule.seeded` draws the initial parameters from ``seed`` without
   touching PyTorch's global generator (``seed=None``: from the global generator).
-- **Names**: every module takes ``num_dims`` (:math:`D`) first and ``hidden_features`` (an
+- **Names**: every module takes ``num_dims`` (:math:`D`) first (an image model its
+  ``image_shape``, and has ``num_dims`` as a property) and ``hidden_features`` (an
   integer, or a list of layer sizes where a model has several layers) where it has hidden units.
 - **Data**: :meth:`DensityModule.shape_data` turns rows ``(N, D)`` into what the distribution
   scores (images ``(N, C, H, W)`` for a PixelCNN).

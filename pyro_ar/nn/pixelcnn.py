@@ -109,7 +109,9 @@ class PixelCNNModule(DensityModule, name="pixelcnn"):
     def for_data(cls, data: Tensor, **options: Any) -> PixelCNNModule:
         """A module for images ``(N, C, H, W)`` or flat square one-channel images ``(N, D)``
         (the options its constructor takes are passed on; ``hidden_features`` as an integer)."""
-        image_shape = tuple(data.shape[1:]) if data.dim() == 4 else data.shape[-1]
+        image_shape = check_image_shape(
+            cls.__name__, tuple(data.shape[1:]) if data.dim() == 4 else data.shape[-1]
+        )
         taken = ("hidden_features", "architecture", "num_layers", "num_levels", "seed")
         return cls(image_shape, **{key: value for key, value in options.items() if key in taken})
 

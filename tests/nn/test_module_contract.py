@@ -22,11 +22,11 @@ def _build(name: str, digits, seed=0):
 
 
 def test_the_registry_holds_every_module():
-    assert set(MODULES) == {"fvsbn", "made", "nade", "rbm"}
+    assert set(MODULES) == {"fvsbn", "made", "nade", "pixelcnn", "rbm"}
     for name, cls in MODULES.items():
         assert issubclass(cls, DensityModule) and cls.name == name
     assert MODULES["rbm"].objective == "contrastive_divergence"
-    assert {MODULES[name].objective for name in ("fvsbn", "made", "nade")} == {
+    assert {MODULES[name].objective for name in ("fvsbn", "made", "nade", "pixelcnn")} == {
         "maximum_likelihood"
     }
     with pytest.raises(ValueError, match="already registered"):
@@ -35,14 +35,18 @@ def test_the_registry_holds_every_module():
             pass
 
 
-@pytest.mark.parametrize("name", ["fvsbn", "made", "nade", "rbm"])
+@pytest.mark.parametrize("name", ["fvsbn", "made", "nade", "pixelcnn", "rbm"])
 def test_config_rebuilds_the_module_and_calls_change_nothing(name, digits):
     module = _build(name, digits)
     config = module.config
-    assert "data" not in config and config["num_dims"] == 64
+    assert "data" not in config
+    if name == "pixelcnn":  # an image model is sized by its image shape
+        assert config["image_shape"] == [1, 8, 8] and module.num_dims == 64
+    else:
+        assert config["num_dims"] == 64
     rebuilt = MODULES[name](**config)
     rebuilt.load_state_dict(module.state_dict())
-    values = digits.valid[:10]
+    values = module.shape_data(digits.valid[:10])
     torch.testing.assert_close(rebuilt().log_prob(values), module().log_prob(values))
     state = {key: value.clone() for key, value in module.state_dict().items()}
     for _ in range(3):
@@ -50,7 +54,7 @@ def test_config_rebuilds_the_module_and_calls_change_nothing(name, digits):
     assert all(torch.equal(state[key], value) for key, value in module.state_dict().items())
 
 
-@pytest.mark.parametrize("name", ["fvsbn", "made", "nade", "rbm"])
+@pytest.mark.parametrize("name", ["fvsbn", "made", "nade", "pixelcnn", "rbm"])
 def test_seeding_is_reproducible_and_leaves_the_global_generator_alone(name, digits):
     torch.manual_seed(123)
     before = torch.get_rng_state()
