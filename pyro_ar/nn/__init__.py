@@ -18,6 +18,7 @@ from .ordering import random_ordering
 from .pixelcnn import PixelCNNModule
 from .pixelcnn_network import PixelCNNNetwork
 from .rbm import RBMModule
+from .sigmoid_belief_network import SigmoidBeliefNetwork
 
 __all__ = [
     "MODULES",
@@ -34,6 +35,7 @@ __all__ = [
     "PixelCNNModule",
     "PixelCNNNetwork",
     "RBMModule",
+    "SigmoidBeliefNetwork",
     "layer_sizes",
     "made_degrees",
     "marginal_logits",
