@@ -15,6 +15,7 @@ of at most about 90 minutes each, <= 85 nats; on a GPU <= 81.3 (PixelCNN, van de
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
@@ -35,6 +36,11 @@ def main() -> None:
     parser.add_argument("--valid-rows", type=int, default=2000)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    parser.add_argument(
+        "--autocast",
+        choices=["bfloat16", "float16"],
+        help="training loss under torch.autocast (evaluation stays float32)",
+    )
     add_training_options(
         parser, epochs=200, max_minutes=85.0, lr_decay=0.97, patience=10, batch_size=50
     )
@@ -62,12 +68,13 @@ def main() -> None:
         name += f"_{device.type}"
     checkpoint = RESULTS / f"{name}.pt"
     valid = module.shape_data(data.valid[: args.valid_rows])
+    config = dataclasses.replace(training_config(args), autocast=args.autocast)
     start = time.perf_counter()
     result = fit_maximum_likelihood(
         module,
         train,
         valid,
-        training_config(args),
+        config,
         checkpoint_path=checkpoint,
         resume_from=checkpoint if args.resume else None,
     )

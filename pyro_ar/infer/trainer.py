@@ -48,6 +48,10 @@ class TrainingConfig:
             by the last epoch's duration (the first epoch always runs).
         progress: Show progress (a bar on a terminal, plain log lines otherwise).
         eval_batch_size: Examples per batch when evaluating.
+        autocast: ``"bfloat16"`` or ``"float16"`` to compute the training loss under
+            ``torch.autocast`` (convolutions and matrix products in that precision, the
+            parameters, the optimizer and every evaluation in full precision); ``None``: off.
+            On CPUs with AMX, bfloat16 makes a PixelCNN step about 1.4x faster.
     """
 
     epochs: int = 100
@@ -60,6 +64,7 @@ class TrainingConfig:
     max_seconds: float | None = None
     progress: bool = True
     eval_batch_size: int = 1000
+    autocast: str | None = None
 
     def __post_init__(self) -> None:
         check_training_settings(
@@ -69,6 +74,10 @@ class TrainingConfig:
         )
         if not 0 <= self.weight_decay < math.inf:
             raise ValueError(f"weight_decay must be finite and >= 0, got {self.weight_decay}")
+        if self.autocast not in (None, "bfloat16", "float16"):
+            raise ValueError(
+                f"autocast must be None, 'bfloat16' or 'float16', got {self.autocast!r}"
+            )
         if not 0 < self.learning_rate_decay <= 1:
             raise ValueError(
                 f"learning_rate_decay must lie in (0, 1], got {self.learning_rate_decay}"
@@ -272,8 +281,13 @@ def fit_maximum_likelihood(
     if resume_from is not None:
         state = _resume(resume_from, module, optimizer, schedule)
 
+    autocast_dtype = None if config.autocast is None else getattr(torch, config.autocast)
+
     def step(batch: Tensor) -> float:
-        loss = -module().log_prob(batch.to(device)).mean()
+        with torch.autocast(
+            device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None
+        ):
+            loss = -module().log_prob(batch.to(device)).mean()
         if not torch.isfinite(loss):
             return float(loss)  # the loop stops with a clear error
         optimizer.zero_grad(set_to_none=True)

@@ -60,6 +60,31 @@ def test_early_stopping_and_time_budget(digits):
     assert result.stop_reason == "time budget" and len(result.history) == 1
 
 
+def test_autocast_trains_in_low_precision_and_evaluates_in_full(digits, monkeypatch):
+    from pyro_ar.nn import PixelCNNModule
+
+    module = PixelCNNModule((1, 8, 8), hidden_features=8, num_layers=2, seed=0)
+    images = module.shape_data(digits.train)
+    valid = module.shape_data(digits.valid)
+    before = mean_nll(module, valid)
+    seen = []
+    convolution = torch.nn.functional.conv2d
+
+    def recording(*args, **kwargs):
+        output = convolution(*args, **kwargs)
+        seen.append(output.dtype)
+        return output
+
+    monkeypatch.setattr(torch.nn.functional, "conv2d", recording)
+    config = TrainingConfig(epochs=2, progress=False, autocast="bfloat16")
+    result = fit_maximum_likelihood(module, images, valid, config)
+    assert torch.bfloat16 in seen and torch.float32 in seen  # training steps, evaluations
+    assert result.best_valid_nll < before - 1
+    assert all(p.dtype == torch.float32 for p in module.parameters())
+    with pytest.raises(ValueError, match="autocast"):
+        TrainingConfig(autocast="int8")
+
+
 def test_config_rejects_nonsense():
     with pytest.raises(ValueError, match="batch_size"):
         TrainingConfig(batch_size=0)
