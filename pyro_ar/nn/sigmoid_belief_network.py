@@ -67,6 +67,9 @@ class SigmoidBeliefNetwork(nn.Module):
         latent_sizes: The sizes of :math:`h_1, \ldots, h_L`, bottom (next to the data) first.
         max_enumerated_units: :meth:`log_prob` enumerates the :math:`2^{\sum_k |h_k|}` latent
             states up to this many latent units in all, and refuses otherwise.
+        baseline_beta: With ``TraceGraph_ELBO``: each latent site of the guide gets Pyro's
+            decaying-average baseline with this decay (the variance reduction of NVIL's
+            input-independent baseline); ``None``: no baseline.
         seed: Seed of the initial weights.
 
     Shapes:
@@ -87,6 +90,7 @@ class SigmoidBeliefNetwork(nn.Module):
         num_dims: int,
         latent_sizes: int | Sequence[int],
         max_enumerated_units: int = 20,
+        baseline_beta: float | None = None,
         seed: int | None = 0,
     ) -> None:
         super().__init__()
@@ -95,6 +99,9 @@ class SigmoidBeliefNetwork(nn.Module):
         sizes = layer_sizes("SigmoidBeliefNetwork", latent_sizes)
         self.num_dims, self.latent_sizes = num_dims, sizes
         self.max_enumerated_units = max_enumerated_units
+        if baseline_beta is not None and not 0 <= baseline_beta < 1:
+            raise ValueError(f"baseline_beta must lie in [0, 1), got {baseline_beta}")
+        self.baseline_beta = baseline_beta
         below = [num_dims, *sizes[:-1]]  # what each generative layer produces
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
@@ -136,10 +143,16 @@ class SigmoidBeliefNetwork(nn.Module):
         """The recognition network: latent layers bottom-up given ``x``."""
         pyro.module("sigmoid_belief_network", self)
         below = x.to(self.top_logits.dtype)
+        infer = {}
+        if self.baseline_beta is not None:
+            infer["baseline"] = {
+                "use_decaying_avg_baseline": True,
+                "baseline_beta": self.baseline_beta,
+            }
         with pyro.plate("data", x.shape[0]):
             for index, name in enumerate(self.site_names()):
                 logits = self.recognition[index](below)
-                below = pyro.sample(name, dist.Bernoulli(logits=logits).to_event(1))
+                below = pyro.sample(name, dist.Bernoulli(logits=logits).to_event(1), infer=infer)
 
     # ------------------------------------------------------------------ densities
 
