@@ -6,7 +6,11 @@ binary data :math:`x` is "a feedforward network with the arrows reversed":
 .. math:: p(x, h_{1:L}) = p(h_L) \prod_{k=1}^{L-1} p(h_k \mid h_{k+1})\, p(x \mid h_1), \qquad
    p(h_{k,i} = 1 \mid h_{k+1}) = \sigma(W_k h_{k+1} + b_k)_i,
 
-with a factorized top prior :math:`p(h_{L,i} = 1) = \sigma(b_L)_i`. The marginal
+with a factorized top prior :math:`p(h_{L,i} = 1) = \sigma(b_L)_i`. With
+``autoregressive=True`` every latent layer also conditions on its own earlier units, as in
+DARN: :math:`p(h_{k,i} = 1 \mid h_{k,<i}, h_{k+1}) = \sigma(W_k h_{k+1} + U_k h_k + b_k)_i`
+with :math:`U_k` strictly lower triangular (each layer an
+:class:`~pyro_ar.distributions.FVSBN` whose bias comes from the layer above). The marginal
 :math:`p(x) = \sum_h p(x, h)` has no closed form; it is computed exactly by enumerating every
 latent configuration where there are few latent units, and otherwise estimated by importance
 sampling with an amortized recognition network ("guide")
@@ -24,6 +28,7 @@ References:
     | https://doi.org/10.1016/0004-3702(92)90065-6
     | Neural Variational Inference and Learning in Belief Networks (Mnih & Gregor, 2014)
     | https://arxiv.org/abs/1402.0030
+    | Deep AutoRegressive Networks (Gregor et al., 2014) https://arxiv.org/abs/1310.8499
     | Reweighted Wake-Sleep (Bornschein & Bengio, 2015) https://arxiv.org/abs/1406.2751
     | Importance Weighted Autoencoders (Burda, Grosse & Salakhutdinov, 2016)
     | https://arxiv.org/abs/1509.00519
@@ -44,6 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..distributions.autoregressive import MarginalEstimate
+from ..distributions.fvsbn import FVSBN
 from .module import layer_sizes
 
 
@@ -60,7 +66,9 @@ class SigmoidBeliefNetwork(nn.Module):
     ``"data"`` (sites ``h1``, ..., ``hL`` and the observed ``x``), for
     ``SVI(model, guide, optimizer, TraceGraph_ELBO())`` (score-function gradients with the
     dependency structure, as NVIL), ``ReweightedWakeSleep`` and importance-weighted objectives
-    such as ``RenyiELBO(alpha=0)``. Both register the network with ``pyro.module``.
+    such as ``RenyiELBO(alpha=0)``. Both register the network with ``pyro.module``. Pyro's
+    ``ReweightedWakeSleep`` normalizes the importance weights of the whole minibatch jointly
+    (not per data point, as the paper does), so it needs many particles for large minibatches.
 
     Arguments:
         num_dims: :math:`D`, the binary data dimensions.
@@ -70,6 +78,7 @@ class SigmoidBeliefNetwork(nn.Module):
         baseline_beta: With ``TraceGraph_ELBO``: each latent site of the guide gets Pyro's
             decaying-average baseline with this decay (the variance reduction of NVIL's
             input-independent baseline); ``None``: no baseline.
+        autoregressive: Within-layer autoregressive connections in every latent layer (DARN).
         seed: Seed of the initial weights.
 
     Shapes:
@@ -91,6 +100,7 @@ class SigmoidBeliefNetwork(nn.Module):
         latent_sizes: int | Sequence[int],
         max_enumerated_units: int = 20,
         baseline_beta: float | None = None,
+        autoregressive: bool = False,
         seed: int | None = 0,
     ) -> None:
         super().__init__()
@@ -115,10 +125,22 @@ class SigmoidBeliefNetwork(nn.Module):
             self.recognition = nn.ModuleList(
                 nn.Linear(lower, size) for size, lower in zip(sizes, below, strict=True)
             )
+            #: within-layer weights of h_1..h_L (their strictly lower triangles are used)
+            self.within = (
+                nn.ParameterList(nn.Parameter(torch.zeros(size, size)) for size in sizes)
+                if autoregressive
+                else None
+            )
 
     @property
     def num_layers(self) -> int:
         return len(self.latent_sizes)
+
+    def _layer_distribution(self, index: int, logits: Tensor) -> dist.TorchDistribution:
+        """The distribution of latent layer ``index`` (0 for h_1) given its input logits."""
+        if self.within is None:
+            return dist.Bernoulli(logits=logits).to_event(1)
+        return FVSBN(self.within[index], logits)
 
     def site_names(self) -> list[str]:
         """The latent sites, bottom first: ``["h1", ..., "hL"]``."""
@@ -132,10 +154,11 @@ class SigmoidBeliefNetwork(nn.Module):
         names = self.site_names()
         with pyro.plate("data", x.shape[0]):
             logits = self.top_logits.expand(x.shape[:1] + self.top_logits.shape)
-            above = pyro.sample(names[-1], dist.Bernoulli(logits=logits).to_event(1))
-            for index in range(self.num_layers - 1, 0, -1):
+            top = self.num_layers - 1
+            above = pyro.sample(names[-1], self._layer_distribution(top, logits))
+            for index in range(top, 0, -1):
                 logits = self.generative[index](above)
-                above = pyro.sample(names[index - 1], dist.Bernoulli(logits=logits).to_event(1))
+                above = pyro.sample(names[index - 1], self._layer_distribution(index - 1, logits))
             logits = self.generative[0](above)
             pyro.sample("x", dist.Bernoulli(logits=logits).to_event(1), obs=x.to(logits.dtype))
 
@@ -160,12 +183,18 @@ class SigmoidBeliefNetwork(nn.Module):
         r""":math:`\log p(x, h_{1:L})`, ``latents`` bottom first."""
         dtype = self.top_logits.dtype
         x, latents = x.to(dtype), [latent.to(dtype) for latent in latents]
-        total = _bernoulli_log_prob(self.top_logits, latents[-1])
-        for index in range(self.num_layers - 1, 0, -1):
-            total = total + _bernoulli_log_prob(
-                self.generative[index](latents[index]), latents[index - 1]
-            )
+        top = self.num_layers - 1
+        total = self._layer_log_prob(top, self.top_logits, latents[-1])
+        for index in range(top, 0, -1):
+            logits = self.generative[index](latents[index])
+            total = total + self._layer_log_prob(index - 1, logits, latents[index - 1])
         return total + _bernoulli_log_prob(self.generative[0](latents[0]), x)
+
+    def _layer_log_prob(self, index: int, logits: Tensor, value: Tensor) -> Tensor:
+        if self.within is None:
+            return _bernoulli_log_prob(logits, value)
+        logits, value = torch.broadcast_tensors(logits, value)
+        return FVSBN(self.within[index], logits, validate_args=False).log_prob(value)
 
     def guide_log_prob(self, x: Tensor, latents: Sequence[Tensor]) -> Tensor:
         r""":math:`\log q(h_{1:L} \mid x)`, ``latents`` bottom first."""
