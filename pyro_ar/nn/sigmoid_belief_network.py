@@ -238,6 +238,35 @@ class SigmoidBeliefNetwork(nn.Module):
             start += size
         return self.log_joint(x[None], latents).logsumexp(0)
 
+    def reweighted_wake_sleep_losses(
+        self, x: Tensor, num_samples: int = 5
+    ) -> tuple[Tensor, Tensor]:
+        r"""The reweighted wake-sleep objectives with weights normalized per data point, as in
+        the paper (Pyro's ``ReweightedWakeSleep`` normalizes a minibatch jointly).
+
+        With :math:`h^{(k)} \sim q(h \mid x_n)` and :math:`w_{nk} = p(x_n, h^{(k)}) /
+        q(h^{(k)} \mid x_n)`, :math:`\bar w_{nk} = w_{nk} / \sum_j w_{nj}`:
+
+        .. math:: L_\theta = -\sum_n \log \frac{1}{K} \sum_k w_{nk}, \qquad
+           L_\phi = -\sum_n \sum_k \bar w_{nk} \log q(h^{(k)} \mid x_n),
+
+        the wake update of the generative weights (only they receive gradients from
+        :math:`L_\theta`) and the wake-phi update of the recognition weights (only they from
+        :math:`L_\phi`); backpropagate their sum.
+
+        Returns:
+            ``(L_theta, L_phi)``, scalars.
+        """
+        if num_samples < 1:
+            raise ValueError("reweighted_wake_sleep_losses: num_samples must be positive")
+        latents = self.sample_guide(x, num_samples)
+        log_q = self.guide_log_prob(x, latents)  # (K, N)
+        log_weights = self.log_joint(x, latents) - log_q.detach()
+        theta_loss = -(log_weights.logsumexp(0) - math.log(num_samples)).sum()
+        normalized = torch.softmax(log_weights.detach(), dim=0)
+        phi_loss = -(normalized * log_q).sum()
+        return theta_loss, phi_loss
+
     def importance_log_prob(self, x: Tensor, num_samples: int = 1000) -> MarginalEstimate:
         r"""The importance-sampling estimate :math:`\log \frac{1}{K} \sum_k w_k`,
         :math:`w_k = p(x, h^{(k)}) / q(h^{(k)} \mid x)`, :math:`h^{(k)} \sim q(h \mid x)`:

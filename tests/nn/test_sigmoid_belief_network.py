@@ -149,6 +149,33 @@ def test_reweighted_wake_sleep_gradients_approach_the_exact_ones(autoregressive)
     assert (phi - exact_phi).norm() < 0.1 * exact_phi.norm()
 
 
+@AUTOREGRESSIVE
+def test_per_datapoint_wake_sleep_losses_give_the_exact_gradients(autoregressive):
+    network = _network(seed=3, autoregressive=autoregressive)
+    x = _states(4)[[1, 6, 11]]
+    h1, h2 = _latent_states(network)
+    generative = [network.top_logits, *network.generative.parameters()]
+    if autoregressive:
+        generative += list(network.within.parameters())
+    recognition = list(network.recognition.parameters())
+    network.zero_grad()
+    (-network.log_prob(x).sum()).backward()
+    exact_theta = torch.cat([p.grad.flatten() for p in generative]).clone()
+    network.zero_grad()
+    with torch.no_grad():
+        posterior = torch.softmax(network.log_joint(x[None], [h1, h2]), 0)
+    (-(posterior * network.guide_log_prob(x[None], [h1, h2])).sum()).backward()
+    exact_phi = torch.cat([p.grad.flatten() for p in recognition]).clone()
+    network.zero_grad()
+    torch.manual_seed(0)
+    theta_loss, phi_loss = network.reweighted_wake_sleep_losses(x, num_samples=20000)
+    (theta_loss + phi_loss).backward()
+    theta = torch.cat([p.grad.flatten() for p in generative])
+    phi = torch.cat([p.grad.flatten() for p in recognition])
+    assert (theta - exact_theta).norm() < 0.05 * exact_theta.norm()
+    assert (phi - exact_phi).norm() < 0.05 * exact_phi.norm()
+
+
 @pytest.mark.parametrize("baseline_beta", [None, 0.9])
 def test_svi_with_tracegraph_elbo_raises_the_exact_log_likelihood(baseline_beta):
     torch.manual_seed(0)
