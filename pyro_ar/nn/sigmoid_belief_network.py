@@ -215,6 +215,17 @@ class SigmoidBeliefNetwork(nn.Module):
             latents.append(below)
         return latents
 
+    @torch.no_grad()
+    def sample(self, num_samples: int) -> Tensor:
+        """Ancestral samples of the data, ``(num_samples, D)`` (0.0/1.0): the top layer from its
+        prior, each layer below given the one above, then :math:`x`."""
+        top = self.num_layers - 1
+        logits = self.top_logits.expand(num_samples, self.latent_sizes[-1])
+        above = self._layer_distribution(top, logits).sample()
+        for index in range(top, 0, -1):
+            above = self._layer_distribution(index - 1, self.generative[index](above)).sample()
+        return torch.bernoulli(torch.sigmoid(self.generative[0](above)))
+
     def log_prob(self, x: Tensor) -> Tensor:
         r"""Exact :math:`\log p(x) = \log \sum_h p(x, h)` by enumerating every latent state.
 

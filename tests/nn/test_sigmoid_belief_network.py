@@ -61,6 +61,21 @@ def test_exact_marginal_sums_to_one_and_matches_the_pyro_model(autoregressive):
     )
 
 
+@AUTOREGRESSIVE
+def test_ancestral_samples_follow_the_exact_marginal(autoregressive):
+    from stats import cells_chi_square_p_value
+
+    network = _network(autoregressive=autoregressive)
+    probs = network.log_prob(_states(4)).exp()
+    torch.manual_seed(0)
+    draws = network.sample(20000)
+    cells = (draws.long() * torch.tensor([8, 4, 2, 1])).sum(-1)
+    assert cells_chi_square_p_value(cells, probs)[0] > 1e-3
+    with torch.no_grad():  # negative control: another output bias
+        network.generative[0].bias.add_(0.3)
+    assert cells_chi_square_p_value(cells, network.log_prob(_states(4)).exp())[0] < 1e-6
+
+
 def test_log_prob_refuses_to_enumerate_a_large_network():
     with pytest.raises(ValueError, match="importance_log_prob"):
         SigmoidBeliefNetwork(4, [16, 8]).log_prob(torch.zeros(1, 4))
