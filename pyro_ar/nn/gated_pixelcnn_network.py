@@ -95,7 +95,6 @@ class GatedPixelCNNNetwork(ImageAutoregressiveNetwork):
         spatial_context_channels: int = 0,
         num_components: int = 0,
     ) -> None:
-        output_hidden_channels = output_hidden_channels or hidden_channels
         super().__init__(
             image_shape,
             num_levels,
@@ -104,16 +103,10 @@ class GatedPixelCNNNetwork(ImageAutoregressiveNetwork):
             context_features,
             spatial_context_channels,
             num_components,
+            first_kernel_size,
+            kernel_size,
         )
         channels = self.data_channels
-        for label, size in (
-            ("first_kernel_size", first_kernel_size),
-            ("kernel_size", kernel_size),
-        ):
-            if size < 1 or size % 2 == 0:
-                raise ValueError(
-                    f"GatedPixelCNNNetwork: {label} must be odd and positive, got {size}"
-                )
         if num_layers < 1:
             raise ValueError(f"GatedPixelCNNNetwork: num_layers must be >= 1, got {num_layers}")
         self.kernel_sizes = [first_kernel_size] + [kernel_size] * (num_layers - 1)
@@ -151,7 +144,7 @@ class GatedPixelCNNNetwork(ImageAutoregressiveNetwork):
                     ConditioningProjection(context_features, spatial_context_channels, gates)
                 )
         self.head = OutputHead(
-            hidden_channels, output_hidden_channels, self.outputs_per_channel, channels
+            hidden_channels, self.output_hidden_channels, self.outputs_per_channel, channels
         )
 
     @property

@@ -219,13 +219,16 @@ class ImageAutoregressiveNetwork(nn.Module):
         image_shape: ``(C, H, W)``.
         num_levels: :math:`K`, the values per entry (2: binary).
         hidden_channels: Features of the causal stack; a multiple of :math:`C` (channel groups).
-        output_hidden_channels: Features of the output head's hidden layer (a multiple of C).
+        output_hidden_channels: Features of the output head's hidden layer (a multiple of C;
+            ``None``: ``hidden_channels``).
         context_features: Size of a context vector (0: none).
         spatial_context_channels: Channels of a spatial conditioning map ``(S, H, W)`` (0: none).
         num_components: :math:`M > 0` for the discretized logistic mixture of PixelCNN++
             (:math:`P = 3M` outputs per entry: mixture logits, means and log-scales on the
             input scale :math:`[-1, 1]`); 0 for a Bernoulli (:math:`K = 2`) or a categorical
             over the :math:`K` levels.
+        first_kernel_size: The first layer's (odd) kernel size.
+        kernel_size: The later layers' (odd) kernel size.
 
     Attributes:
         likelihood: ``"bernoulli"``, ``"categorical"`` or ``"logistic_mixture"``.
@@ -244,13 +247,23 @@ class ImageAutoregressiveNetwork(nn.Module):
         image_shape: Sequence[int],
         num_levels: int,
         hidden_channels: int,
-        output_hidden_channels: int,
+        output_hidden_channels: int | None,
         context_features: int,
         spatial_context_channels: int,
         num_components: int = 0,
+        first_kernel_size: int = 7,
+        kernel_size: int = 3,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
+        output_hidden_channels = output_hidden_channels or hidden_channels
+        for label, size in (
+            ("first_kernel_size", first_kernel_size),
+            ("kernel_size", kernel_size),
+        ):
+            if size < 1 or size % 2 == 0:
+                raise ValueError(f"{owner}: {label} must be odd and positive, got {size}")
+        self.first_kernel_size, self.kernel_size = first_kernel_size, kernel_size
         self.image_shape = check_image_shape(owner, image_shape)
         channels = self.image_shape[0]
         if isinstance(num_levels, bool) or not isinstance(num_levels, int) or num_levels < 2:
@@ -280,6 +293,7 @@ class ImageAutoregressiveNetwork(nn.Module):
             self.likelihood = "categorical"
             self.outputs_per_channel = num_levels
         self.hidden_channels = hidden_channels
+        self.output_hidden_channels = output_hidden_channels
         self.context_features = context_features
         self.spatial_context_channels = spatial_context_channels
 

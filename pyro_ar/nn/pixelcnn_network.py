@@ -95,7 +95,6 @@ class PixelCNNNetwork(ImageAutoregressiveNetwork):
         spatial_context_channels: int = 0,
         num_components: int = 0,
     ) -> None:
-        output_hidden_channels = output_hidden_channels or hidden_channels
         super().__init__(
             image_shape,
             num_levels,
@@ -104,6 +103,8 @@ class PixelCNNNetwork(ImageAutoregressiveNetwork):
             context_features,
             spatial_context_channels,
             num_components,
+            first_kernel_size,
+            kernel_size,
         )
         channels = self.data_channels
         inner = hidden_channels // 2
@@ -112,15 +113,8 @@ class PixelCNNNetwork(ImageAutoregressiveNetwork):
                 f"PixelCNNNetwork: hidden_channels must be a multiple of 2C = {2 * channels} "
                 f"(the blocks work at half of it), got {hidden_channels}"
             )
-        for label, size in (
-            ("first_kernel_size", first_kernel_size),
-            ("kernel_size", kernel_size),
-        ):
-            if size < 1 or size % 2 == 0:
-                raise ValueError(f"PixelCNNNetwork: {label} must be odd and positive, got {size}")
         if num_layers < 0:
             raise ValueError(f"PixelCNNNetwork: num_layers must be >= 0, got {num_layers}")
-        self.first_kernel_size, self.kernel_size = first_kernel_size, kernel_size
         self.first = _square_masked(channels, hidden_channels, first_kernel_size, channels, "A")
         self.first_condition = ConditioningProjection(
             context_features, spatial_context_channels, hidden_channels
@@ -139,7 +133,7 @@ class PixelCNNNetwork(ImageAutoregressiveNetwork):
             _pointwise(inner, hidden_channels, channels) for _ in range(num_layers)
         )
         self.head = OutputHead(
-            hidden_channels, output_hidden_channels, self.outputs_per_channel, channels
+            hidden_channels, self.output_hidden_channels, self.outputs_per_channel, channels
         )
 
     @property
