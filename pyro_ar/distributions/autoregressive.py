@@ -33,6 +33,7 @@ from torch.distributions import constraints
 
 from .validation import (
     check_binary_values,
+    check_partially_observed,
     check_sample_shape,
     check_value_shape,
     finish_expand,
@@ -369,17 +370,9 @@ class BinaryAutoregressive(TorchDistribution):
         and returns the observed values with the missing entries set to 0, in the parameters'
         dtype, and the mask."""
         name = f"{type(self).__name__}.{method}"
-        mask = torch.as_tensor(mask, device=self._device)
-        if mask.dtype != torch.bool:
-            raise ValueError(f"{name}: mask must be boolean, got {mask.dtype}")
-        for label, tensor in (("observed", observed), ("mask", mask)):
-            if tensor.dim() < 1 or tensor.shape[-1] != self.num_dims:
-                raise ValueError(
-                    f"{name}: {label} must have shape (..., {self.num_dims}), "
-                    f"got {tuple(tensor.shape)}"
-                )
-        observed = observed.to(device=self._device)
-        observed = torch.where(mask, observed, torch.zeros_like(observed))
+        observed, mask = check_partially_observed(
+            name, observed, mask, torch.Size([self.num_dims]), self._device
+        )
         if self._validate_args:
             self._check_binary(observed)
         return observed.to(self._dtype), mask

@@ -40,6 +40,7 @@ from torch.distributions import constraints
 
 from .validation import (
     check_binary_values,
+    check_partially_observed,
     check_sample_shape,
     finish_expand,
     initialize_distribution,
@@ -331,18 +332,9 @@ class PixelCNN(TorchDistribution):
             ``sample_shape + shape``.
         """
         name = "PixelCNN.sample_conditional"
-        mask = torch.as_tensor(mask, device=self._parameter.device)
-        if mask.dtype != torch.bool:
-            raise ValueError(f"{name}: mask must be boolean, got {mask.dtype}")
-        event = tuple(self.event_shape)
-        for label, tensor in (("observed", observed), ("mask", mask)):
-            if tensor.dim() < 3 or tuple(tensor.shape[-3:]) != event:
-                raise ValueError(
-                    f"{name}: {label} must have shape (..., {', '.join(map(str, event))}), got "
-                    f"{tuple(tensor.shape)}"
-                )
-        observed = observed.to(device=self._parameter.device)
-        observed = torch.where(mask, observed, torch.zeros_like(observed))
+        observed, mask = check_partially_observed(
+            name, observed, mask, self.event_shape, self._parameter.device
+        )
         if self._validate_args:
             self._check_levels(observed)
         batch = torch.broadcast_shapes(self.batch_shape, observed.shape[:-3], mask.shape[:-3])

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "broadcast_batch_shapes",
     "check_binary_values",
+    "check_partially_observed",
     "check_end_padding",
     "check_floating_parameters",
     "check_sample_shape",
@@ -262,3 +263,32 @@ def check_floating_parameters(owner: str, **parameters: Tensor) -> None:
                 f"{owner}: {name} must be a real floating-point tensor (e.g. float32), got "
                 f"{value.dtype}"
             )
+
+
+def check_partially_observed(
+    owner: str, observed: Tensor, mask: Tensor, event_shape: torch.Size, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """Checks the ``observed`` values and boolean ``mask`` of a conditional sampler (both of
+    shape ``(...,) + event_shape``) and returns them on ``device``, the entries where ``mask``
+    is false set to 0 (so they may be NaN on input).
+
+    Raises:
+        ValueError: naming the method (``owner``), the argument and its shape or dtype.
+
+    Example:
+        >>> observed, mask = torch.tensor([1.0, float("nan")]), torch.tensor([True, False])
+        >>> check_partially_observed("NADE.sample_conditional", observed, mask, (2,), "cpu")[0]
+        tensor([1., 0.])
+    """
+    mask = torch.as_tensor(mask, device=device)
+    if mask.dtype != torch.bool:
+        raise ValueError(f"{owner}: mask must be boolean, got {mask.dtype}")
+    event = tuple(event_shape)
+    for label, tensor in (("observed", observed), ("mask", mask)):
+        if tensor.dim() < len(event) or tuple(tensor.shape[tensor.dim() - len(event) :]) != event:
+            raise ValueError(
+                f"{owner}: {label} must have shape (..., {', '.join(map(str, event))}), got "
+                f"{tuple(tensor.shape)}"
+            )
+    observed = observed.to(device=device)
+    return torch.where(mask, observed, torch.zeros_like(observed)), mask
